@@ -1,0 +1,416 @@
+//! The synchronous twin of [`AsyncSemaphore`](crate::AsyncSemaphore), for code without an
+//! async runtime.
+//!
+//! [`Semaphore`] owns a private current-thread Tokio runtime on a thread of its own, named
+//! `redis-semaphore-runtime`; each call hands its work to that thread and blocks until the
+//! reply comes back. Renewals run there too, so a blocking [`Permit`] keeps its lease while
+//! the calling thread is busy. Everything handed out keeps the runtime alive; it stops
+//! when the semaphore and all its permits are dropped.
+//!
+//! # Panics
+//!
+//! Every blocking call panics if made from inside an async runtime (it would block a
+//! runtime thread); use [`AsyncSemaphore`](crate::AsyncSemaphore) there. This is the rule
+//! of Tokio's own `blocking_*` methods and of `reqwest::blocking`.
+//!
+//! ```no_run
+//! use redis_semaphore::blocking::Semaphore;
+//!
+//! let sem = Semaphore::builder("reports", 3).master("redis://127.0.0.1:6379").build()?;
+//! let permit = sem.acquire()?;
+//! // ... at most 3 holders run this at once ...
+//! drop(permit); // returns once the release is done
+//! # Ok::<(), redis_semaphore::Error>(())
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::builder::IntoMaster;
+use crate::error::Error;
+
+/// The private runtime and its thread. Dropping the last reference stops and joins it.
+struct Runtime {
+    handle: tokio::runtime::Handle,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Runtime {
+    fn start() -> Result<Arc<Self>, Error> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("redis-semaphore-runtime".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(runtime.handle().clone()));
+                runtime.block_on(async {
+                    let _ = stop_rx.await;
+                });
+            })
+            .map_err(|e| Error::InvalidArgument(format!("cannot start the runtime thread: {e}")))?;
+        let handle = match ready_rx.recv() {
+            Ok(Ok(handle)) => handle,
+            Ok(Err(why)) => {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot start a runtime: {why}"
+                )));
+            }
+            Err(_) => return Err(Error::RuntimeStopped),
+        };
+        Ok(Arc::new(Runtime {
+            handle,
+            stop: Mutex::new(Some(stop_tx)),
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Runs `work` on the runtime thread and blocks until it is done.
+    fn run<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.handle.spawn(async move {
+            let _ = tx.send(work.await);
+        });
+        rx.blocking_recv().unwrap_or(Err(Error::RuntimeStopped))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(stop) = self
+            .stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            // The last reference can be dropped on the runtime thread itself (by a task it
+            // was running); joining there would wait forever.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// Panics when called from inside an async runtime, where blocking would stall it.
+#[track_caller]
+fn assert_not_async(what: &str) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        panic!(
+            "redis_semaphore::blocking::{what} called from inside an async runtime; \
+             use redis_semaphore::AsyncSemaphore there"
+        );
+    }
+}
+
+/// Builds a blocking [`Semaphore`]; the same setters as [`crate::Builder`].
+#[must_use = "a builder does nothing until `.build()`"]
+#[derive(Debug, Clone)]
+pub struct Builder {
+    inner: crate::Builder,
+}
+
+impl Builder {
+    /// See [`crate::Builder::master`].
+    pub fn master(self, master: impl IntoMaster) -> Self {
+        Builder {
+            inner: self.inner.master(master),
+        }
+    }
+
+    /// See [`crate::Builder::lease`].
+    pub fn lease(self, lease: Duration) -> Self {
+        Builder {
+            inner: self.inner.lease(lease),
+        }
+    }
+
+    /// See [`crate::Builder::bounded`].
+    pub fn bounded(self, bounded: bool) -> Self {
+        Builder {
+            inner: self.inner.bounded(bounded),
+        }
+    }
+
+    /// See [`crate::Builder::raise_on_redis_errors`].
+    pub fn raise_on_redis_errors(self, raise: bool) -> Self {
+        Builder {
+            inner: self.inner.raise_on_redis_errors(raise),
+        }
+    }
+
+    /// See [`crate::Builder::request_timeout`].
+    pub fn request_timeout(self, timeout: Duration) -> Self {
+        Builder {
+            inner: self.inner.request_timeout(timeout),
+        }
+    }
+
+    /// Starts the runtime thread, then does what [`crate::Builder::build`] does.
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
+    #[track_caller]
+    pub fn build(self) -> Result<Semaphore, Error> {
+        assert_not_async("Builder::build");
+        let runtime = Runtime::start()?;
+        let inner = runtime.run(self.inner.build())?;
+        Ok(Semaphore { inner, runtime })
+    }
+}
+
+/// A distributed counting semaphore for synchronous code: the blocking twin of
+/// [`AsyncSemaphore`](crate::AsyncSemaphore), with the same methods. Cheap to clone.
+#[derive(Clone)]
+pub struct Semaphore {
+    inner: crate::AsyncSemaphore,
+    runtime: Arc<Runtime>,
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("blocking::Semaphore")
+            .field(&self.inner)
+            .finish()
+    }
+}
+
+impl Semaphore {
+    /// Starts building a semaphore called `name` with `permits` permits.
+    pub fn builder(name: impl Into<String>, permits: u32) -> Builder {
+        Builder {
+            inner: crate::AsyncSemaphore::builder(name, permits),
+        }
+    }
+
+    fn run<T, F>(
+        &self,
+        what: &str,
+        work: impl FnOnce(crate::AsyncSemaphore) -> F,
+    ) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        assert_not_async(what);
+        self.runtime.run(work(self.inner.clone()))
+    }
+
+    fn wrap(&self, permit: crate::Permit) -> Permit {
+        Permit {
+            inner: Some(permit),
+            runtime: Arc::clone(&self.runtime),
+        }
+    }
+
+    /// Blocks until one permit is granted. See [`crate::AsyncSemaphore::acquire`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
+    #[track_caller]
+    pub fn acquire(&self) -> Result<Permit, Error> {
+        self.run("Semaphore::acquire", |s| async move { s.acquire().await })
+            .map(|p| self.wrap(p))
+    }
+
+    /// Blocks until `k` permits are granted together.
+    #[track_caller]
+    pub fn acquire_many(&self, k: u32) -> Result<Permit, Error> {
+        self.run("Semaphore::acquire_many", |s| async move {
+            s.acquire_many(k).await
+        })
+        .map(|p| self.wrap(p))
+    }
+
+    /// Takes one permit if one is free now; never waits.
+    #[track_caller]
+    pub fn try_acquire(&self) -> Result<Option<Permit>, Error> {
+        self.run("Semaphore::try_acquire", |s| async move {
+            s.try_acquire().await
+        })
+        .map(|p| p.map(|p| self.wrap(p)))
+    }
+
+    /// Takes `k` permits if that many are free now; never waits.
+    #[track_caller]
+    pub fn try_acquire_many(&self, k: u32) -> Result<Option<Permit>, Error> {
+        self.run("Semaphore::try_acquire_many", |s| async move {
+            s.try_acquire_many(k).await
+        })
+        .map(|p| p.map(|p| self.wrap(p)))
+    }
+
+    /// Blocks up to `timeout` for one permit; `Ok(None)` if none came in time.
+    #[track_caller]
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Permit>, Error> {
+        self.run("Semaphore::acquire_timeout", |s| async move {
+            s.acquire_timeout(timeout).await
+        })
+        .map(|p| p.map(|p| self.wrap(p)))
+    }
+
+    /// Blocks up to `timeout` for `k` permits; `Ok(None)` if they did not come in time.
+    #[track_caller]
+    pub fn acquire_many_timeout(&self, k: u32, timeout: Duration) -> Result<Option<Permit>, Error> {
+        self.run("Semaphore::acquire_many_timeout", |s| async move {
+            s.acquire_many_timeout(k, timeout).await
+        })
+        .map(|p| p.map(|p| self.wrap(p)))
+    }
+
+    /// Releases `n` detached permits. See [`crate::AsyncSemaphore::release`].
+    #[track_caller]
+    pub fn release(&self, n: u32) -> Result<(), Error> {
+        self.run("Semaphore::release", |s| async move { s.release(n).await })
+    }
+
+    /// Permits available now.
+    #[track_caller]
+    pub fn value(&self) -> Result<u32, Error> {
+        self.run("Semaphore::value", |s| async move { s.value().await })
+    }
+
+    /// True when no permit is available now.
+    #[track_caller]
+    pub fn locked(&self) -> Result<bool, Error> {
+        self.run("Semaphore::locked", |s| async move { s.locked().await })
+    }
+
+    /// The permit count the semaphore was built with.
+    pub fn initial_value(&self) -> u32 {
+        self.inner.initial_value()
+    }
+
+    /// The semaphore's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// The lease of every permit this handle grants.
+    pub fn lease(&self) -> Duration {
+        self.inner.lease()
+    }
+}
+
+/// A blocking permit: the twin of [`crate::Permit`]. Dropping it releases it and returns
+/// once the master has answered (or the request timed out).
+#[must_use = "dropping a permit releases it at once"]
+pub struct Permit {
+    inner: Option<crate::Permit>,
+    runtime: Arc<Runtime>,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("blocking::Permit")
+            .field(&self.inner)
+            .finish()
+    }
+}
+
+impl Permit {
+    fn permit(&self) -> &crate::Permit {
+        self.inner
+            .as_ref()
+            .expect("a blocking permit holds its permit until dropped")
+    }
+
+    /// Releases the permit and waits for the master; [`Error::PermitLost`] if the lease
+    /// had passed first.
+    #[track_caller]
+    pub fn release(mut self) -> Result<(), Error> {
+        assert_not_async("Permit::release");
+        let permit = self
+            .inner
+            .take()
+            .expect("a blocking permit holds its permit until dropped");
+        self.runtime.run(permit.release())
+    }
+
+    /// Blocks up to `timeout` for the lease to be lost; true if it was.
+    #[track_caller]
+    pub fn wait_lost(&self, timeout: Duration) -> bool {
+        assert_not_async("Permit::wait_lost");
+        let lost = self.permit().lost();
+        self.runtime
+            .run(async move { Ok(tokio::time::timeout(timeout, lost).await.is_ok()) })
+            .unwrap_or(true)
+    }
+
+    /// True while the lease is known to be held. See [`crate::Permit::is_valid`].
+    pub fn is_valid(&self) -> bool {
+        self.permit().is_valid()
+    }
+
+    /// See [`crate::Permit::fencing_token`].
+    pub fn fencing_token(&self) -> u64 {
+        self.permit().fencing_token()
+    }
+
+    /// See [`crate::Permit::slots`].
+    pub fn slots(&self) -> &[u32] {
+        self.permit().slots()
+    }
+
+    /// See [`crate::Permit::permits`].
+    pub fn permits(&self) -> u32 {
+        self.permit().permits()
+    }
+
+    /// See [`crate::Permit::id`].
+    pub fn id(&self) -> &str {
+        self.permit().id()
+    }
+
+    /// Hands the permit back to its semaphore handle. See [`crate::Permit::detach`].
+    pub fn detach(mut self) {
+        if let Some(permit) = self.inner.take() {
+            permit.detach();
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let Some(permit) = self.inner.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Cannot block here: the async permit's own drop releases it in the background.
+            drop(permit);
+            return;
+        }
+        let _ = self.runtime.run(async move {
+            let _ = permit.release().await;
+            Ok(())
+        });
+    }
+}

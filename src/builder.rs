@@ -1,0 +1,252 @@
+//! `Builder`, shared by the async and the blocking semaphore.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::master::Master;
+use crate::quorum::Quorum;
+use crate::semaphore::AsyncSemaphore;
+
+/// Longest semaphore name accepted, in bytes: every request carries it four times.
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// Something that names a master: a URL (`&str`, `String`), a [`redis::Client`] or a
+/// [`redis::ConnectionInfo`].
+pub trait IntoMaster {
+    /// Turns `self` into a client, or says why it cannot.
+    fn into_client(self) -> redis::RedisResult<redis::Client>;
+}
+
+impl IntoMaster for redis::Client {
+    fn into_client(self) -> redis::RedisResult<redis::Client> {
+        Ok(self)
+    }
+}
+
+impl IntoMaster for redis::ConnectionInfo {
+    fn into_client(self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self)
+    }
+}
+
+impl IntoMaster for &str {
+    fn into_client(self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self)
+    }
+}
+
+impl IntoMaster for String {
+    fn into_client(self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self)
+    }
+}
+
+impl IntoMaster for &String {
+    fn into_client(self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self.as_str())
+    }
+}
+
+/// Configures and builds an [`AsyncSemaphore`] (or, through
+/// [`blocking::Builder`](crate::blocking::Builder), a blocking one).
+///
+/// Setters take and return the builder; nothing is checked or connected until
+/// [`build`](Builder::build), which reports every problem as an [`Error`].
+#[must_use = "a builder does nothing until `.build()`"]
+#[derive(Clone)]
+pub struct Builder {
+    pub(crate) name: String,
+    pub(crate) permits: u32,
+    masters: Vec<Result<redis::Client, String>>,
+    lease: Duration,
+    bounded: bool,
+    raise_on_redis_errors: bool,
+    request_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masters: Vec<String> = self
+            .masters
+            .iter()
+            .map(|m| match m {
+                Ok(client) => client.get_connection_info().addr().to_string(),
+                Err(e) => format!("invalid: {e}"),
+            })
+            .collect();
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("permits", &self.permits)
+            .field("masters", &masters)
+            .field("lease", &self.lease)
+            .field("bounded", &self.bounded)
+            .field("raise_on_redis_errors", &self.raise_on_redis_errors)
+            .field("request_timeout", &self.effective_request_timeout())
+            .finish()
+    }
+}
+
+impl Builder {
+    pub(crate) fn new(name: String, permits: u32) -> Self {
+        Builder {
+            name,
+            permits,
+            masters: Vec::new(),
+            lease: Duration::from_secs(10),
+            bounded: true,
+            raise_on_redis_errors: false,
+            request_timeout: None,
+        }
+    }
+
+    /// Adds a master: a URL such as `redis://user:pass@host:6379/0`, a [`redis::Client`] or
+    /// a [`redis::ConnectionInfo`]. A URL that does not parse is reported by `build()`.
+    pub fn master(mut self, master: impl IntoMaster) -> Self {
+        self.masters
+            .push(master.into_client().map_err(|e| e.to_string()));
+        self
+    }
+
+    /// How long a permit's lease lasts without renewal; renewals run every `lease / 3`.
+    /// A holder that crashes gives its permits back within one lease. Default: 10 s.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Whether [`AsyncSemaphore::release`] of more permits than the handle holds is an
+    /// error (`true`) or adds permits (`false`). Default: `true`.
+    pub fn bounded(mut self, bounded: bool) -> Self {
+        self.bounded = bounded;
+        self
+    }
+
+    /// Whether an acquire that fails because the master errored (not because permits were
+    /// taken) returns the error (`true`) or keeps trying until its own time limit
+    /// (`false`, as pottery-semaphore does). Default: `false`.
+    pub fn raise_on_redis_errors(mut self, raise: bool) -> Self {
+        self.raise_on_redis_errors = raise;
+        self
+    }
+
+    /// How long one request to a master may take, connecting included, before it counts as
+    /// failed. Must be under half the lease. Default: a quarter of the lease, at most 1 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    fn effective_request_timeout(&self) -> Duration {
+        self.request_timeout
+            .unwrap_or_else(|| (self.lease / 4).min(Duration::from_secs(1)))
+    }
+
+    /// Checks everything that can be checked without a master.
+    fn validate(&self) -> Result<(), Error> {
+        let invalid = |why: String| Err(Error::InvalidArgument(why));
+        if self.name.is_empty() {
+            return invalid("the semaphore's name is empty".into());
+        }
+        if self.name.len() > MAX_NAME_LEN {
+            return invalid(format!(
+                "the semaphore's name is {} bytes long; at most {MAX_NAME_LEN} are allowed",
+                self.name.len()
+            ));
+        }
+        if self.permits == 0 {
+            return invalid("a semaphore needs at least 1 permit".into());
+        }
+        if self.masters.is_empty() {
+            return invalid("no master: call .master(url) on the builder".into());
+        }
+        if let Some((i, Err(why))) = self.masters.iter().enumerate().find(|(_, m)| m.is_err()) {
+            return invalid(format!("master #{} is not a valid address: {why}", i + 1));
+        }
+        if self.masters.len() > 1 {
+            return invalid("several masters are not supported yet; give exactly one".into());
+        }
+        if self.lease < Duration::from_millis(10) {
+            return invalid(format!(
+                "lease {:?} is too short; the least is 10 ms",
+                self.lease
+            ));
+        }
+        let timeout = self.effective_request_timeout();
+        if timeout.is_zero() || timeout * 2 > self.lease {
+            return invalid(format!(
+                "request timeout {timeout:?} must be above zero and under half the lease {:?}, \
+                 or one slow request could cost a permit its lease",
+                self.lease
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the configuration, connects to the master and checks the semaphore stored
+    /// there: its permit count ([`Error::ConfigMismatch`]) and its keys' types
+    /// ([`Error::WrongType`]). A semaphore that does not exist yet is created.
+    ///
+    /// An unreachable master is an error after the request timeout.
+    pub async fn build(self) -> Result<AsyncSemaphore, Error> {
+        self.validate()?;
+        let timeout = self.effective_request_timeout();
+        let masters = self
+            .masters
+            .into_iter()
+            .map(|m| Master::new(m.expect("validated"), timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+        let quorum = Quorum::new(masters, &self.name, self.permits);
+        quorum.status().await?;
+        Ok(AsyncSemaphore::from_parts(
+            quorum,
+            self.name,
+            self.permits,
+            self.lease,
+            self.bounded,
+            self.raise_on_redis_errors,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(builder: Builder) -> String {
+        match builder.validate() {
+            Err(Error::InvalidArgument(why)) => why,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_bad_configuration() {
+        let ok = || Builder::new("jobs".into(), 2).master("redis://127.0.0.1:1");
+        assert!(ok().validate().is_ok());
+        assert!(invalid(Builder::new(String::new(), 2).master("redis://x")).contains("empty"));
+        assert!(
+            invalid(Builder::new("a".repeat(MAX_NAME_LEN + 1), 2).master("redis://x"))
+                .contains("bytes")
+        );
+        assert!(invalid(Builder::new("jobs".into(), 0).master("redis://x")).contains("at least 1"));
+        assert!(invalid(Builder::new("jobs".into(), 2)).contains("no master"));
+        assert!(
+            invalid(Builder::new("jobs".into(), 2).master("nonsense://")).contains("master #1")
+        );
+        assert!(invalid(ok().lease(Duration::from_millis(1))).contains("too short"));
+        assert!(invalid(ok().request_timeout(Duration::from_secs(6))).contains("half the lease"));
+        assert!(invalid(ok().request_timeout(Duration::ZERO)).contains("above zero"));
+    }
+
+    #[test]
+    fn default_request_timeout_follows_the_lease() {
+        let b = Builder::new("jobs".into(), 1);
+        assert_eq!(b.effective_request_timeout(), Duration::from_secs(1));
+        assert_eq!(
+            b.lease(Duration::from_millis(400))
+                .effective_request_timeout(),
+            Duration::from_millis(100)
+        );
+    }
+}

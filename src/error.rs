@@ -1,0 +1,127 @@
+//! The one error type shared by the async and the blocking API.
+
+use std::fmt;
+
+/// What went wrong. Shared by [`AsyncSemaphore`](crate::AsyncSemaphore) and
+/// [`blocking::Semaphore`](crate::blocking::Semaphore).
+///
+/// Match on the variants that call for different handling (`PermitLost`, `Bounded`,
+/// `ConfigMismatch`); the enum is `#[non_exhaustive]`, so keep a catch-all arm.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A master answered with an error, or did not answer within the request timeout.
+    #[error("redis error on {master}: {source}")]
+    Redis {
+        /// The master, as `host:port` (never with its password).
+        master: String,
+        /// What the client library reported.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// Too few masters could be reached to decide: each master's failure is listed.
+    #[error("no quorum: {needed} of {masters} masters needed, failures: {}", FailureList(.failures))]
+    Quorum {
+        /// Masters that had to agree.
+        needed: usize,
+        /// Masters configured.
+        masters: usize,
+        /// The failures, one per master that failed.
+        failures: Vec<MasterFailure>,
+    },
+
+    /// `release(n)` on a bounded semaphore asked to release more permits than the handle holds.
+    #[error("bounded semaphore: release of {requested} permits, but this handle holds {held}")]
+    Bounded {
+        /// Permits the handle held (detached permits not yet released).
+        held: u32,
+        /// Permits the caller asked to release.
+        requested: u32,
+    },
+
+    /// The permit's lease had passed before it was released or renewed: another holder may
+    /// have been granted its slots.
+    #[error("permit {id} was lost: its lease passed before it was renewed or released")]
+    PermitLost {
+        /// The permit's id.
+        id: String,
+    },
+
+    /// The semaphore exists with another permit count than this handle was built with.
+    #[error(
+        "semaphore exists with {stored} permits, this handle asked for {requested}; \
+         use the stored count, or delete the semaphore to change it"
+    )]
+    ConfigMismatch {
+        /// The count stored with the semaphore.
+        stored: u32,
+        /// The count this handle was built with.
+        requested: u32,
+    },
+
+    /// An argument can never work (zero permits, empty name, no master, `k > N`...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// One of the semaphore's keys holds a value this library did not write. Nothing was
+    /// changed.
+    #[error("wrong type on {master}: {detail}")]
+    WrongType {
+        /// The master, as `host:port`.
+        master: String,
+        /// Which key, what it holds, what was expected.
+        detail: String,
+    },
+
+    /// The blocking facade's runtime thread is gone (it panicked or was shut down).
+    #[error("the blocking runtime thread has stopped")]
+    RuntimeStopped,
+}
+
+/// One master's failure, as listed in [`Error::Quorum`].
+#[derive(Debug, Clone)]
+pub struct MasterFailure {
+    /// The master, as `host:port`.
+    pub master: String,
+    /// What it answered, or that it timed out.
+    pub error: redis::RedisError,
+}
+
+impl fmt::Display for MasterFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.master, self.error)
+    }
+}
+
+struct FailureList<'a>(&'a [MasterFailure]);
+
+impl fmt::Display for FailureList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, failure) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{failure}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `Result<T, redis_semaphore::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// True when retrying later may succeed: masters were unreachable, slow or restarting.
+    /// False for problems that waiting cannot fix (a wrong password, a missing ACL
+    /// permission, a full server, bad arguments, a lost permit).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Redis { source, .. } => crate::master::is_transient(source),
+            Error::Quorum { failures, .. } => failures
+                .iter()
+                .all(|f| crate::master::is_transient(&f.error)),
+            _ => false,
+        }
+    }
+}

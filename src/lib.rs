@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+
+mod builder;
+mod error;
+mod lease;
+mod master;
+mod permit;
+mod quorum;
+mod scripts;
+mod semaphore;
+mod wait;
+
+pub mod blocking;
+
+pub use builder::{Builder, IntoMaster, MAX_NAME_LEN};
+pub use error::{Error, MasterFailure, Result};
+pub use permit::Permit;
+pub use semaphore::AsyncSemaphore;
+
+/// The re-exported `redis` crate, for [`redis::Client`] and [`redis::ConnectionInfo`].
+pub use redis;

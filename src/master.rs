@@ -1,0 +1,166 @@
+//! One master: a reconnecting connection, the request timeout, and the mapping from what
+//! the server answered to [`Error`].
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, RetryMethod, Script};
+
+use crate::error::Error;
+use crate::scripts::Keys;
+
+/// A master and its connection. Cheap to clone: the connection is shared and reconnects
+/// in the background after it drops.
+#[derive(Clone)]
+pub(crate) struct Master {
+    name: String,
+    conn: ConnectionManager,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Master {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Master")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Master {
+    /// Makes the connection without waiting for it: the first request connects. Must run
+    /// inside a Tokio runtime.
+    pub(crate) fn new(client: redis::Client, timeout: Duration) -> Result<Self, Error> {
+        let name = client.get_connection_info().addr().to_string();
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(5))
+            .set_max_delay(timeout);
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|source| {
+            Error::Redis {
+                master: name.clone(),
+                source,
+            }
+        })?;
+        Ok(Master {
+            name,
+            conn,
+            timeout,
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs one script on this master, bounded by the request timeout (which also covers
+    /// reconnecting and reloading a script the server forgot).
+    pub(crate) async fn run<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &Keys,
+        args: &[Vec<u8>],
+    ) -> Result<T, Error> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys.as_slice() {
+            invocation.key(key);
+        }
+        invocation.arg(args);
+        let mut conn = self.conn.clone();
+        let reply = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await;
+        match reply {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(source)) => Err(self.error(source)),
+            Err(_elapsed) => Err(self.error(
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no reply within the request timeout",
+                )
+                .into(),
+            )),
+        }
+    }
+
+    /// Turns what the server answered into an [`Error`]; the scripts' own errors become
+    /// the variants a user can act on.
+    fn error(&self, source: redis::RedisError) -> Error {
+        let master = self.name.clone();
+        let detail = || source.detail().map(strip_script_suffix).unwrap_or_default();
+        match source.code() {
+            Some("SEMWRONGTYPE") => Error::WrongType {
+                master,
+                detail: detail(),
+            },
+            Some("WRONGTYPE") => Error::WrongType {
+                master,
+                detail: source.to_string(),
+            },
+            Some("SEMCONFIG") => match detail().trim().parse() {
+                // `requested` is filled in by the caller, who knows it.
+                Ok(stored) => Error::ConfigMismatch {
+                    stored,
+                    requested: 0,
+                },
+                Err(_) => Error::Redis { master, source },
+            },
+            _ => Error::Redis { master, source },
+        }
+    }
+}
+
+/// Redis appends " script: <sha>, on @user_script:<line>." to errors raised in a script.
+fn strip_script_suffix(detail: &str) -> String {
+    match detail.find(" script: ") {
+        Some(at) => detail[..at].to_string(),
+        None => detail.to_string(),
+    }
+}
+
+/// True when retrying later may succeed: the master was unreachable, slow, restarting or
+/// failing over. Wrong passwords, missing ACL permissions, scripts refused (`OOM`) are not:
+/// waiting on them would hang a caller that can never succeed.
+pub(crate) fn is_transient(error: &redis::RedisError) -> bool {
+    if error.kind() == redis::ErrorKind::AuthenticationFailed {
+        return false;
+    }
+    if matches!(
+        error.code(),
+        Some("BUSY" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "READONLY")
+    ) {
+        return true;
+    }
+    error.is_timeout()
+        || error.is_io_error()
+        || !matches!(error.retry_method(), RetryMethod::NoRetry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_the_script_suffix() {
+        assert_eq!(
+            strip_script_suffix(
+                "semaphore:{a}:leases holds a string script: 1f2e, on @user_script:33."
+            ),
+            "semaphore:{a}:leases holds a string"
+        );
+        assert_eq!(strip_script_suffix("3"), "3");
+    }
+
+    #[test]
+    fn classifies_errors() {
+        let timeout: redis::RedisError = io::Error::new(io::ErrorKind::TimedOut, "slow").into();
+        assert!(is_transient(&timeout));
+        let refused: redis::RedisError =
+            io::Error::new(io::ErrorKind::ConnectionRefused, "down").into();
+        assert!(is_transient(&refused));
+        let auth: redis::RedisError =
+            (redis::ErrorKind::AuthenticationFailed, "wrong password").into();
+        assert!(!is_transient(&auth));
+    }
+}

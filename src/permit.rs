@@ -1,0 +1,179 @@
+//! The permit guard: renewal, loss, release and drop.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::lease::{self, LeaseState};
+use crate::semaphore::{Detached, Shared};
+
+/// One or more permits of a semaphore, held under one lease.
+///
+/// The lease is renewed in the background every `lease / 3` while the permit lives.
+/// Dropping the permit stops the renewal and releases it in the background on the runtime
+/// it was acquired on; [`release`](Permit::release) is the awaited form, which reports a
+/// lost lease.
+///
+/// If the lease cannot be renewed in time (the master is unreachable, or this process was
+/// paused longer than the lease), the permit is *lost*: [`lost`](Permit::lost) resolves,
+/// [`is_valid`](Permit::is_valid) turns false, and another holder may already have its
+/// slot. Protect the resource itself with the [fencing token](Permit::fencing_token).
+#[must_use = "dropping a permit releases it at once"]
+pub struct Permit {
+    shared: Arc<Shared>,
+    state: Arc<LeaseState>,
+    slots: Vec<u32>,
+    token: u64,
+    renewal: AbortHandle,
+    runtime: tokio::runtime::Handle,
+    settled: bool,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("semaphore", &self.shared.name)
+            .field("id", &self.state.id)
+            .field("slots", &self.slots)
+            .field("fencing_token", &self.token)
+            .field("valid", &self.is_valid())
+            .finish()
+    }
+}
+
+impl Permit {
+    /// Wraps a fresh grant and starts renewing it. `started` is when the granting request
+    /// was sent: the lease cannot have started earlier.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        id: String,
+        token: u64,
+        slots: Vec<u32>,
+        started: Instant,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        let lease = shared.core.lease;
+        let state = Arc::new(LeaseState::new(id, started + lease::validity(lease)));
+        let renewal = lease::spawn_renewal(
+            &runtime,
+            Arc::clone(&shared.core.quorum),
+            lease,
+            Arc::clone(&state),
+            started,
+        );
+        Permit {
+            shared,
+            state,
+            slots,
+            token,
+            renewal,
+            runtime,
+            settled: false,
+        }
+    }
+
+    /// Releases the permit and waits for the master to confirm.
+    ///
+    /// Returns [`Error::PermitLost`] if the lease had passed first: the permit is gone
+    /// either way, but whatever it protected may have been used by another holder.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the returned future is dropped before it completes, the release may or may not
+    /// have reached the master; if it did not, the lease expires on its own.
+    pub async fn release(mut self) -> Result<(), Error> {
+        self.settled = true;
+        self.renewal.abort();
+        let was_valid = self.is_valid();
+        let core = Arc::clone(&self.shared.core);
+        let freed = core.quorum.release(&self.state.id, &[]).await;
+        core.released.notify_waiters();
+        match freed? {
+            0 => Err(Error::PermitLost {
+                id: self.state.id.clone(),
+            }),
+            _ if !was_valid => Err(Error::PermitLost {
+                id: self.state.id.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resolves when the lease is lost (it could not be renewed before it passed).
+    ///
+    /// The future does not borrow the permit, so it can be raced against the work the
+    /// permit protects:
+    ///
+    /// ```no_run
+    /// # async fn work() {}
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// let permit = sem.acquire().await?;
+    /// tokio::select! {
+    ///     _ = permit.lost() => eprintln!("lease lost: stopping"),
+    ///     _ = work() => permit.release().await?,
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// It also resolves once the permit has been released or dropped, since nothing can
+    /// be lost after that.
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.state.lost()
+    }
+
+    /// True while the lease is known to be held: not lost, and its local deadline (the
+    /// lease minus a drift allowance, on this process's monotonic clock) not passed.
+    pub fn is_valid(&self) -> bool {
+        self.state.is_valid()
+    }
+
+    /// The fencing token of this grant. It rises with every grant of the semaphore, so a
+    /// resource that remembers the highest token it has seen can refuse a holder whose
+    /// lease passed to someone else.
+    pub fn fencing_token(&self) -> u64 {
+        self.token
+    }
+
+    /// The permit slots this permit holds, lowest first (one per permit).
+    pub fn slots(&self) -> &[u32] {
+        &self.slots
+    }
+
+    /// How many permits this guard holds: 1 from `acquire`, `k` from `acquire_many(k)`.
+    pub fn permits(&self) -> u32 {
+        u32::try_from(self.slots.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The permit's id: 128 random bits in hex, made before the first request.
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    /// Hands the permit back to its semaphore handle, which keeps renewing it until
+    /// [`AsyncSemaphore::release`](crate::AsyncSemaphore::release) releases it (oldest
+    /// detached permits first). This is the pottery-semaphore style of pairing `acquire`
+    /// and `release` by hand.
+    pub fn detach(mut self) {
+        self.settled = true;
+        self.shared.push_detached(Detached {
+            state: Arc::clone(&self.state),
+            slots: std::mem::take(&mut self.slots),
+            renewal: self.renewal.clone(),
+        });
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        self.renewal.abort();
+        self.shared
+            .core
+            .release_in_background(&self.runtime, self.state.id.clone(), Vec::new());
+    }
+}

@@ -1,0 +1,138 @@
+//! The Lua scripts (`src/scripts/*.lua`) and typed calls to them.
+//!
+//! Every script is the shared prelude followed by its own body, so each one checks the keys'
+//! types, loads the stored config and reclaims expired leases before it does its work, in
+//! one atomic EVALSHA. `redis::Script` reloads a script the server has forgotten (NOSCRIPT).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+macro_rules! script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("scripts/prelude.lua"),
+                include_str!(concat!("scripts/", $file))
+            ))
+        })
+    };
+}
+
+pub(crate) static ACQUIRE: LazyLock<Script> = script!("acquire.lua");
+pub(crate) static REFRESH: LazyLock<Script> = script!("refresh.lua");
+pub(crate) static RELEASE: LazyLock<Script> = script!("release.lua");
+pub(crate) static STATUS: LazyLock<Script> = script!("status.lua");
+pub(crate) static GROW: LazyLock<Script> = script!("grow.lua");
+
+/// The keys of one semaphore, in the order the scripts take them. They share the hash tag
+/// `{name}`, so on a cluster they live on one shard.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys([String; 4]);
+
+impl Keys {
+    pub(crate) fn new(name: &str) -> Self {
+        Keys(
+            ["config", "leases", "free", "state"]
+                .map(|part| format!("semaphore:{{{name}}}:{part}")),
+        )
+    }
+
+    pub(crate) fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// What one master answered to an acquire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// Slots granted with a fencing token.
+    Granted { token: u64, slots: Vec<u32> },
+    /// Not enough free slots; the earliest lease expires in this many ms (None: nothing held).
+    Busy { wait_ms: Option<u64> },
+}
+
+impl Acquired {
+    pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
+        match reply {
+            [1, token, _lease, slots @ ..] if !slots.is_empty() => Some(Acquired::Granted {
+                token: u64::try_from(*token).ok()?,
+                slots: slots
+                    .iter()
+                    .map(|&s| u32::try_from(s).ok())
+                    .collect::<Option<_>>()?,
+            }),
+            [0, wait] => Some(Acquired::Busy {
+                wait_ms: u64::try_from(*wait).ok(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the status script reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Status {
+    pub(crate) available: u32,
+    pub(crate) limit: u32,
+    pub(crate) held: u32,
+}
+
+impl Status {
+    pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
+        match reply {
+            [available, limit, held, _wait] => Some(Status {
+                available: u32::try_from(*available).ok()?,
+                limit: u32::try_from(*limit).ok()?,
+                held: u32::try_from(*held).ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = Keys::new("jobs");
+        assert_eq!(keys.as_slice()[0], "semaphore:{jobs}:config");
+        assert!(
+            keys.as_slice()
+                .iter()
+                .all(|k| k.starts_with("semaphore:{jobs}:"))
+        );
+    }
+
+    #[test]
+    fn parses_replies() {
+        assert_eq!(
+            Acquired::parse(&[1, 7, 1000, 0, 2]),
+            Some(Acquired::Granted {
+                token: 7,
+                slots: vec![0, 2]
+            })
+        );
+        assert_eq!(
+            Acquired::parse(&[0, 15]),
+            Some(Acquired::Busy { wait_ms: Some(15) })
+        );
+        assert_eq!(
+            Acquired::parse(&[0, -1]),
+            Some(Acquired::Busy { wait_ms: None })
+        );
+        assert_eq!(Acquired::parse(&[1, 7, 1000]), None);
+        assert_eq!(Acquired::parse(&[1, -7, 1000, 1]), None);
+        assert_eq!(
+            Status::parse(&[1, 3, 2, 10]),
+            Some(Status {
+                available: 1,
+                limit: 3,
+                held: 2
+            })
+        );
+        assert_eq!(Status::parse(&[1, 3]), None);
+    }
+}

@@ -1,0 +1,146 @@
+-- Prelude shared by every script of the semaphore: src/scripts.rs puts it in front of each.
+--
+-- KEYS[1] config  hash, persistent:
+--                   permits  the count the semaphore was created with
+--                   limit    slots in use: permits plus those added by unbounded releases
+--                   token    fencing counter: rises with every grant, never reset
+-- KEYS[2] leases  zset: member = held slot number, score = lease expiry (ms, master clock)
+-- KEYS[3] free    zset: slots below `next` that are free again (score = slot number)
+-- KEYS[4] state   hash: next      lowest slot never granted since the semaphore went idle
+--                       s:<slot>  id of the permit holding the slot
+--                       i:<id>    that permit's slots on this master, "3,7"
+--                       t:<id>    that permit's fencing token
+-- ARGV[1]         the permit count the caller's handle was built with
+--
+-- Invariants kept by every script:
+-- * a slot is held iff it is a member of `leases`; the free slots below `limit` are the
+--   members of `free` below `limit` plus the slots next .. limit-1;
+-- * all slots of one id on this master share one expiry, so a lease is reclaimed whole;
+-- * an expired lease is reclaimed before anything else is read, using only TIME;
+-- * keys 2-4 hold only leases: they expire a second after the last lease, and when no lease
+--   is left they are deleted, which is the all-free state (next = 0, free empty). Nothing a
+--   script does costs more than O(log N) in the number of permits, except reclaiming, which
+--   is paid once per expired lease.
+
+local CONFIG, LEASES, FREE, STATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+-- Checks every key's type before anything is written: a key that holds something else is
+-- an error, never overwritten.
+local EXPECTED = { 'hash', 'zset', 'zset', 'hash' }
+for i = 1, 4 do
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= EXPECTED[i] then
+    error({ err = 'SEMWRONGTYPE ' .. KEYS[i] .. ' holds a ' .. found .. ', expected a ' .. EXPECTED[i] })
+  end
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Returns the limit, creating the config on first use and refusing a handle built with
+-- another permit count.
+local function load_config()
+  local permits = tonumber(ARGV[1])
+  local stored = redis.call('HMGET', CONFIG, 'permits', 'limit')
+  if not stored[1] then
+    if redis.call('HLEN', CONFIG) > 0 then
+      error({ err = 'SEMWRONGTYPE ' .. CONFIG .. ' is a hash this library did not write' })
+    end
+    redis.call('HSET', CONFIG, 'permits', permits, 'limit', permits, 'token', 0)
+    return permits
+  end
+  if tonumber(stored[1]) ~= permits then
+    error({ err = 'SEMCONFIG ' .. stored[1] })
+  end
+  return tonumber(stored[2])
+end
+
+-- Frees the slots of `id` (those in `only`, a set of slot strings, or all when nil).
+-- Returns how many were freed.
+local function free_slots(id, only)
+  local list = redis.call('HGET', STATE, 'i:' .. id)
+  if not list then
+    return 0
+  end
+  local kept, freed = {}, 0
+  for slot in string.gmatch(list, '%d+') do
+    if only == nil or only[slot] then
+      redis.call('ZREM', LEASES, slot)
+      redis.call('HDEL', STATE, 's:' .. slot)
+      redis.call('ZADD', FREE, slot, slot)
+      freed = freed + 1
+    else
+      kept[#kept + 1] = slot
+    end
+  end
+  if #kept == 0 then
+    redis.call('HDEL', STATE, 'i:' .. id, 't:' .. id)
+  else
+    redis.call('HSET', STATE, 'i:' .. id, table.concat(kept, ','))
+  end
+  return freed
+end
+
+-- With no lease left, every slot is free: back to the canonical empty state.
+local function reset_if_idle()
+  if redis.call('ZCARD', LEASES) == 0 then
+    redis.call('DEL', FREE, STATE)
+  end
+end
+
+-- Reclaims every lease that expired by `now`; restores the all-free state when none is left.
+local function reclaim(now)
+  local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now)
+  for _, slot in ipairs(expired) do
+    local id = redis.call('HGET', STATE, 's:' .. slot)
+    if id then
+      free_slots(id, nil)
+    else
+      redis.call('ZREM', LEASES, slot)
+      redis.call('ZADD', FREE, slot, slot)
+    end
+  end
+  reset_if_idle()
+end
+
+-- Milliseconds until the earliest lease expires, or -1 when nothing is held.
+local function earliest_wait(now)
+  local first = redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')
+  if first[2] then
+    return math.max(0, tonumber(first[2]) - now)
+  end
+  return -1
+end
+
+-- Keys 2-4 expire a second after the latest lease.
+local function touch()
+  local last = redis.call('ZRANGE', LEASES, -1, -1, 'WITHSCORES')
+  if last[2] then
+    local at = tonumber(last[2]) + 1000
+    redis.call('PEXPIREAT', LEASES, at)
+    redis.call('PEXPIREAT', FREE, at)
+    redis.call('PEXPIREAT', STATE, at)
+  end
+end
+
+-- Sets every slot of `id` to expire at `expiry`; returns the id's slots, or nil.
+local function extend(id, expiry)
+  local list = redis.call('HGET', STATE, 'i:' .. id)
+  if not list then
+    return nil
+  end
+  local slots = {}
+  for slot in string.gmatch(list, '%d+') do
+    redis.call('ZADD', LEASES, 'XX', expiry, slot)
+    slots[#slots + 1] = tonumber(slot)
+  end
+  return slots
+end
+
+local function free_count(limit)
+  local next_slot = tonumber(redis.call('HGET', STATE, 'next') or '0')
+  return redis.call('ZCOUNT', FREE, '-inf', '(' .. limit) + math.max(0, limit - next_slot)
+end
+
