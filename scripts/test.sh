@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Run the whole test suite against Redis and against Valkey (real servers,
+# started by tests/support/mod.rs from $REDIS_SERVER_BIN), plus the doc tests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/install-servers.sh
+
+redis_bin="$(command -v redis-server)"
+valkey_bin="$(scripts/valkey-bin.sh)"
+
+# "Redis server v=7.0.15 sha=..." -> "Redis 7.0.15"
+server_name() {
+  "$1" --version | awk '{ v = $3; sub(/^v=/, "", v); print $1, v }'
+}
+
+failed=()
+
+run() { # run <label> <binary> <cargo args...>
+  local label="$1" bin="$2"
+  shift 2
+  echo
+  echo "== $label =="
+  if ! REDIS_SERVER_BIN="$bin" cargo test "$@"; then
+    failed+=("$label")
+  fi
+}
+
+run "tests against $(server_name "$redis_bin")" "$redis_bin" --all-targets
+run "tests against $(server_name "$valkey_bin")" "$valkey_bin" --all-targets
+run "doc tests (against $(server_name "$redis_bin"))" "$redis_bin" --doc
+
+echo
+if [ "${#failed[@]}" -ne 0 ]; then
+  printf 'FAILED: %s\n' "${failed[@]}"
+  exit 1
+fi
+echo "all tests passed (Redis and Valkey)"

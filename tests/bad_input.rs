@@ -1,0 +1,169 @@
+//! Bad input: a clear error at once, never a panic or a hang, and nothing overwritten.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use redis_semaphore::{AsyncSemaphore, Error};
+use support::{Server, sem};
+
+fn invalid<T: std::fmt::Debug>(result: Result<T, Error>, expect: &str) {
+    match result {
+        Err(Error::InvalidArgument(why)) => {
+            assert!(why.contains(expect), "{why:?} lacks {expect:?}")
+        }
+        other => panic!("expected InvalidArgument({expect}), got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_configuration_is_refused_before_any_request() {
+    let server = Server::start();
+    invalid(
+        AsyncSemaphore::builder("", 1)
+            .master(server.url())
+            .build()
+            .await,
+        "empty",
+    );
+    invalid(
+        AsyncSemaphore::builder("x", 0)
+            .master(server.url())
+            .build()
+            .await,
+        "at least 1",
+    );
+    invalid(AsyncSemaphore::builder("x", 1).build().await, "no master");
+    invalid(
+        AsyncSemaphore::builder("x", 1)
+            .master("redis://[::1")
+            .build()
+            .await,
+        "master #1",
+    );
+    invalid(
+        AsyncSemaphore::builder("x", 1)
+            .master("http://127.0.0.1/")
+            .build()
+            .await,
+        "master #1",
+    );
+    // Nothing was written for any of them.
+    let keys: Vec<String> = redis::from_redis_value(server.cmd(&["KEYS", "*"])).unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[tokio::test]
+async fn impossible_counts_fail_at_once() {
+    let server = Server::start();
+    let sem = sem(&server, "counts", 2).build().await.unwrap();
+    invalid(sem.acquire_many(3).await, "could never end");
+    invalid(sem.acquire_many(0).await, "0 permits");
+    invalid(sem.try_acquire_many(3).await, "could never end");
+    invalid(
+        sem.acquire_many_timeout(0, Duration::from_secs(1)).await,
+        "0 permits",
+    );
+    invalid(sem.release(0).await, "0 permits");
+}
+
+#[tokio::test]
+async fn an_unreachable_master_is_an_error_within_the_request_timeout() {
+    // A port nobody listens on, and an address that never answers (a paused server).
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let started = Instant::now();
+    let err = AsyncSemaphore::builder("x", 1)
+        .master(format!("redis://127.0.0.1:{refused}"))
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Redis { master, .. } if master.contains(&refused.to_string())),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let server = Server::start();
+    server.pause();
+    let started = Instant::now();
+    let err = sem(&server, "x", 1)
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap_err();
+    server.resume();
+    assert!(err.is_transient(), "{err:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_of_another_type_is_an_error_and_left_alone() {
+    let server = Server::start();
+    for key in ["config", "leases", "free", "state"] {
+        let name = format!("typed-{key}");
+        let full = format!("semaphore:{{{name}}}:{key}");
+        server.cmd(&["SET", &full, "precious"]);
+        match sem(&server, &name, 2).build().await {
+            Err(Error::WrongType { detail, .. }) => assert!(detail.contains(&full), "{detail}"),
+            other => panic!("expected WrongType for {full}, got {other:?}"),
+        }
+        let value: String = redis::from_redis_value(server.cmd(&["GET", &full])).unwrap();
+        assert_eq!(value, "precious");
+    }
+    // A hash we did not write is not taken over either.
+    server.cmd(&["HSET", "semaphore:{foreign}:config", "owner", "someone"]);
+    assert!(matches!(
+        sem(&server, "foreign", 2).build().await,
+        Err(Error::WrongType { .. })
+    ));
+    let owner: String =
+        redis::from_redis_value(server.cmd(&["HGET", "semaphore:{foreign}:config", "owner"]))
+            .unwrap();
+    assert_eq!(owner, "someone");
+}
+
+#[tokio::test]
+async fn a_key_that_turns_into_another_type_fails_the_acquire_not_the_process() {
+    let server = Server::start();
+    let sem = sem(&server, "turns", 1).build().await.unwrap();
+    server.cmd(&["SET", "semaphore:{turns}:leases", "oops"]);
+    assert!(matches!(sem.acquire().await, Err(Error::WrongType { .. })));
+    assert!(matches!(sem.value().await, Err(Error::WrongType { .. })));
+}
+
+#[tokio::test]
+async fn odd_names_work_and_stay_apart() {
+    let server = Server::start();
+    let long = "n".repeat(redis_semaphore::MAX_NAME_LEN);
+    for name in [
+        "a:b",
+        "{braces}",
+        "x}y{z",
+        "ünïcødé ✓",
+        " spaced ",
+        long.as_str(),
+    ] {
+        let sem = sem(&server, name, 1).build().await.unwrap();
+        let permit = sem.acquire().await.unwrap();
+        assert!(sem.try_acquire().await.unwrap().is_none(), "{name}");
+        permit.release().await.unwrap();
+    }
+    invalid(
+        sem(&server, &"n".repeat(redis_semaphore::MAX_NAME_LEN + 1), 1)
+            .build()
+            .await,
+        "bytes",
+    );
+}

@@ -1,0 +1,255 @@
+//! Several OS processes contending for one semaphore: no over-admission seen by an
+//! independent observer, permits of a SIGKILLed holder back within one lease, and a
+//! SIGSTOPped holder that learns it lost its permit.
+//!
+//! This test binary re-runs itself as the worker processes (`harness = false` in
+//! Cargo.toml): with `SEM_WORKER` set, `main` is a worker; without it, the test runner.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis_semaphore::{AsyncSemaphore, Error};
+use support::Server;
+
+fn main() {
+    if let Ok(mode) = std::env::var("SEM_WORKER") {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(worker(&mode));
+        return;
+    }
+    let tests: &[(&str, fn())] = &[
+        ("processes_never_exceed_n", processes_never_exceed_n),
+        (
+            "killed_holder_gives_permits_back_within_one_lease",
+            killed_holder_gives_permits_back_within_one_lease,
+        ),
+        (
+            "stopped_holder_learns_it_lost_and_tokens_rise",
+            stopped_holder_learns_it_lost_and_tokens_rise,
+        ),
+    ];
+    let mut failed = 0;
+    for (name, test) in tests {
+        let started = Instant::now();
+        match std::panic::catch_unwind(test) {
+            Ok(()) => println!("test {name} ... ok ({:?})", started.elapsed()),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!(
+        "processes: {} passed, {failed} failed",
+        tests.len() - failed
+    );
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("worker needs {name}"))
+}
+
+async fn build(url: &str, name: &str, permits: u32, lease_ms: u64) -> AsyncSemaphore {
+    AsyncSemaphore::builder(name, permits)
+        .master(url)
+        .lease(Duration::from_millis(lease_ms))
+        .request_timeout(Duration::from_millis(lease_ms / 4))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Records entry on the observer and the highest count seen; returns the count.
+const ENTER: &str = "local v = redis.call('INCR', KEYS[1]) \
+    if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end \
+    return v";
+
+async fn worker(mode: &str) {
+    let url = env("SEM_URL");
+    let permits: u32 = env("SEM_PERMITS").parse().unwrap();
+    let lease_ms: u64 = env("SEM_LEASE_MS").parse().unwrap();
+    let sem = build(&url, "procs", permits, lease_ms).await;
+    let mut out = std::io::stdout();
+    match mode {
+        "contend" => {
+            let observer = redis::Client::open(env("SEM_OBSERVER_URL")).unwrap();
+            let mut obs = observer.get_multiplexed_async_connection().await.unwrap();
+            let enter = redis::Script::new(ENTER);
+            let rounds: u32 = env("SEM_ROUNDS").parse().unwrap();
+            for _ in 0..rounds {
+                let permit = sem.acquire().await.unwrap();
+                let inside: u32 = enter
+                    .key("inside")
+                    .key("max")
+                    .invoke_async(&mut obs)
+                    .await
+                    .unwrap();
+                if inside > permits {
+                    writeln!(out, "OVER {inside}").unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                let _: i64 = redis::cmd("DECR")
+                    .arg("inside")
+                    .query_async(&mut obs)
+                    .await
+                    .unwrap();
+                permit.release().await.unwrap();
+            }
+            writeln!(out, "DONE").unwrap();
+        }
+        "hold" => {
+            let permit = sem.acquire().await.unwrap();
+            writeln!(out, "HOLD {}", permit.fencing_token()).unwrap();
+            out.flush().unwrap();
+            let lost = tokio::time::timeout(Duration::from_secs(20), permit.lost())
+                .await
+                .is_ok();
+            let valid = permit.is_valid();
+            let release = match permit.release().await {
+                Ok(()) => "ok".to_string(),
+                Err(Error::PermitLost { .. }) => "PermitLost".to_string(),
+                Err(other) => format!("{other}"),
+            };
+            writeln!(out, "LOST {lost} valid={valid} release={release}").unwrap();
+        }
+        other => panic!("unknown worker mode {other}"),
+    }
+    out.flush().unwrap();
+}
+
+struct Worker {
+    child: Child,
+    lines: std::io::Lines<BufReader<ChildStdout>>,
+}
+
+impl Worker {
+    fn spawn(
+        mode: &str,
+        server: &Server,
+        permits: u32,
+        lease_ms: u64,
+        extra: &[(&str, String)],
+    ) -> Worker {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env("SEM_WORKER", mode)
+            .env("SEM_URL", server.url())
+            .env("SEM_PERMITS", permits.to_string())
+            .env("SEM_LEASE_MS", lease_ms.to_string())
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Worker { child, lines }
+    }
+
+    /// The next line the worker prints (its reads block; every scenario bounds them with
+    /// the worker's own timeouts).
+    fn line(&mut self) -> String {
+        self.lines.next().expect("worker output ended").unwrap()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn processes_never_exceed_n() {
+    let server = Server::start();
+    let observer = Server::start();
+    let permits = 2;
+    let extra = [
+        ("SEM_OBSERVER_URL", observer.url()),
+        ("SEM_ROUNDS", "15".to_string()),
+    ];
+    let mut workers: Vec<Worker> = (0..5)
+        .map(|_| Worker::spawn("contend", &server, permits, 2000, &extra))
+        .collect();
+    for worker in &mut workers {
+        let line = worker.line();
+        assert_eq!(line, "DONE", "a worker saw over-admission: {line}");
+        assert!(worker.child.wait().unwrap().success());
+    }
+    let max: u32 = redis::from_redis_value(observer.cmd(&["GET", "max"])).unwrap();
+    assert!(max <= permits, "observer saw {max} holders of {permits}");
+    assert_eq!(max, permits, "5 processes on 2 permits should fill them");
+    let inside: i64 = redis::from_redis_value(observer.cmd(&["GET", "inside"])).unwrap();
+    assert_eq!(inside, 0);
+}
+
+fn killed_holder_gives_permits_back_within_one_lease() {
+    let server = Server::start();
+    let lease = Duration::from_millis(800);
+    let mut holder = Worker::spawn("hold", &server, 1, lease.as_millis() as u64, &[]);
+    let hold = holder.line();
+    assert!(hold.starts_with("HOLD "), "{hold}");
+    holder.signal("-KILL");
+    let killed_at = Instant::now();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let sem = build(&server.url(), "procs", 1, lease.as_millis() as u64).await;
+        let permit = sem
+            .acquire_timeout(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .expect("permit back");
+        let back = killed_at.elapsed();
+        assert!(
+            back <= lease + Duration::from_millis(200),
+            "back after {back:?}"
+        );
+        permit.release().await.unwrap();
+    });
+}
+
+fn stopped_holder_learns_it_lost_and_tokens_rise() {
+    let server = Server::start();
+    let lease_ms = 600;
+    let mut holder = Worker::spawn("hold", &server, 1, lease_ms, &[]);
+    let hold = holder.line();
+    let old_token: u64 = hold
+        .strip_prefix("HOLD ")
+        .expect("HOLD line")
+        .parse()
+        .unwrap();
+    holder.signal("-STOP");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let sem = build(&server.url(), "procs", 1, lease_ms).await;
+        let permit = sem
+            .acquire_timeout(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .expect("lease passed");
+        assert!(
+            permit.fencing_token() > old_token,
+            "{} after {old_token}",
+            permit.fencing_token()
+        );
+        holder.signal("-CONT");
+        let report = holder.line();
+        assert_eq!(report, "LOST true valid=false release=PermitLost");
+        assert!(permit.is_valid(), "the new holder keeps its permit");
+        permit.release().await.unwrap();
+    });
+}
