@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::Server;
+use support::{Observer, Server};
 
 fn main() {
     if let Ok(mode) = std::env::var("SEM_WORKER") {
@@ -65,11 +65,6 @@ async fn build(url: &str, name: &str, permits: u32, lease_ms: u64) -> AsyncSemap
         .unwrap()
 }
 
-/// Records entry on the observer and the highest count seen; returns the count.
-const ENTER: &str = "local v = redis.call('INCR', KEYS[1]) \
-    if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end \
-    return v";
-
 async fn worker(mode: &str) {
     let url = env("SEM_URL");
     let permits: u32 = env("SEM_PERMITS").parse().unwrap();
@@ -78,27 +73,16 @@ async fn worker(mode: &str) {
     let mut out = std::io::stdout();
     match mode {
         "contend" => {
-            let observer = redis::Client::open(env("SEM_OBSERVER_URL")).unwrap();
-            let mut obs = observer.get_multiplexed_async_connection().await.unwrap();
-            let enter = redis::Script::new(ENTER);
+            let mut observer = Observer::connect(&env("SEM_OBSERVER_URL")).await;
             let rounds: u32 = env("SEM_ROUNDS").parse().unwrap();
             for _ in 0..rounds {
                 let permit = sem.acquire().await.unwrap();
-                let inside: u32 = enter
-                    .key("inside")
-                    .key("max")
-                    .invoke_async(&mut obs)
-                    .await
-                    .unwrap();
+                let inside = observer.enter().await;
                 if inside > permits {
                     writeln!(out, "OVER {inside}").unwrap();
                 }
                 tokio::time::sleep(Duration::from_millis(3)).await;
-                let _: i64 = redis::cmd("DECR")
-                    .arg("inside")
-                    .query_async(&mut obs)
-                    .await
-                    .unwrap();
+                observer.exit().await;
                 permit.release().await.unwrap();
             }
             writeln!(out, "DONE").unwrap();
@@ -190,10 +174,11 @@ fn processes_never_exceed_n() {
         assert_eq!(line, "DONE", "a worker saw over-admission: {line}");
         assert!(worker.child.wait().unwrap().success());
     }
-    let max: u32 = redis::from_redis_value(observer.cmd(&["GET", "max"])).unwrap();
+    let (max, inside) = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { Observer::connect(&observer.url()).await.seen().await });
     assert!(max <= permits, "observer saw {max} holders of {permits}");
     assert_eq!(max, permits, "5 processes on 2 permits should fill them");
-    let inside: i64 = redis::from_redis_value(observer.cmd(&["GET", "inside"])).unwrap();
     assert_eq!(inside, 0);
 }
 

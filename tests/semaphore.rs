@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::{Server, eventually, sem};
+use support::{Observer, Server, eventually, sem};
 
 #[tokio::test]
 async fn never_more_than_n_holders_across_handles() {
@@ -20,22 +20,12 @@ async fn never_more_than_n_holders_across_handles() {
     for worker in 0..12 {
         // A handle per worker, as separate processes would have.
         let sem = sem(&server, "crowd", 3).build().await.unwrap();
-        let obs = observer
-            .client()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut observer = Observer::connect(&observer.url()).await;
         let (inside, max_seen) = (Arc::clone(&inside), Arc::clone(&max_seen));
         tasks.push(tokio::spawn(async move {
-            let mut obs = obs;
             for round in 0..8 {
                 let permit = sem.acquire().await.unwrap();
-                // Independent observer on another server: INCR on entry, DECR on exit.
-                let now: u32 = redis::cmd("INCR")
-                    .arg("inside")
-                    .query_async(&mut obs)
-                    .await
-                    .unwrap();
+                let now = observer.enter().await;
                 assert!(
                     now <= 3,
                     "worker {worker} round {round}: {now} holders of 3 permits"
@@ -44,11 +34,7 @@ async fn never_more_than_n_holders_across_handles() {
                 max_seen.fetch_max(local, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(2)).await;
                 inside.fetch_sub(1, Ordering::SeqCst);
-                let _: i64 = redis::cmd("DECR")
-                    .arg("inside")
-                    .query_async(&mut obs)
-                    .await
-                    .unwrap();
+                observer.exit().await;
                 permit.release().await.unwrap();
             }
         }));

@@ -351,3 +351,58 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// An independent observer of who is inside a semaphore, kept on a server that is not
+/// one of the semaphore's masters: every holder counts itself in and out, and the observer
+/// keeps the highest count it ever saw.
+pub struct Observer {
+    conn: redis::aio::MultiplexedConnection,
+    enter: redis::Script,
+}
+
+impl Observer {
+    /// Connects to the observing server (its own connection per holder).
+    pub async fn connect(url: &str) -> Observer {
+        let client = redis::Client::open(url).expect("observer url");
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("observer connects");
+        let enter = redis::Script::new(
+            "local v = redis.call('INCR', KEYS[1]) \
+             if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end \
+             return v",
+        );
+        Observer { conn, enter }
+    }
+
+    /// Counts a holder in; returns how many are inside now, this one included.
+    pub async fn enter(&mut self) -> u32 {
+        self.enter
+            .key("inside")
+            .key("max")
+            .invoke_async(&mut self.conn)
+            .await
+            .expect("observer enter")
+    }
+
+    /// Counts a holder out.
+    pub async fn exit(&mut self) {
+        let _: i64 = redis::cmd("DECR")
+            .arg("inside")
+            .query_async(&mut self.conn)
+            .await
+            .expect("observer exit");
+    }
+
+    /// The highest number inside at once so far, and the number inside now.
+    pub async fn seen(&mut self) -> (u32, i64) {
+        let (max, inside): (Option<u32>, Option<i64>) = redis::cmd("MGET")
+            .arg("max")
+            .arg("inside")
+            .query_async(&mut self.conn)
+            .await
+            .expect("observer read");
+        (max.unwrap_or(0), inside.unwrap_or(0))
+    }
+}
