@@ -33,6 +33,9 @@ use tokio::sync::oneshot;
 use crate::builder::IntoMaster;
 use crate::error::Error;
 
+/// How long a stopping runtime waits for its last background releases.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// The private runtime and its thread. Dropping the last reference stops and joins it.
 struct Runtime {
     handle: tokio::runtime::Handle,
@@ -60,6 +63,15 @@ impl Runtime {
                 let _ = ready_tx.send(Ok(runtime.handle().clone()));
                 runtime.block_on(async {
                     let _ = stop_rx.await;
+                    // The last handle's drop spawned releases of its detached permits: let
+                    // them reach the master (bounded) before the runtime goes away.
+                    let metrics = tokio::runtime::Handle::current().metrics();
+                    let settle = async {
+                        while metrics.num_alive_tasks() > 0 {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(SETTLE, settle).await;
                 });
             })
             .map_err(|e| Error::InvalidArgument(format!("cannot start the runtime thread: {e}")))?;

@@ -149,3 +149,13 @@ fn a_blocking_permit_used_inside_a_runtime_panics_with_a_clear_message() {
     drop(runtime);
     assert_eq!(sem.value().unwrap(), 1);
 }
+
+#[test]
+fn dropping_the_last_handle_releases_detached_permits() {
+    let server = Server::start();
+    let sem = blocking(&server, "orphans", 2);
+    sem.acquire_many(2).unwrap().detach();
+    drop(sem);
+    // Dropping joined the runtime thread, after the release reached the master.
+    assert_eq!(blocking(&server, "orphans", 2).value().unwrap(), 2);
+}
