@@ -61,7 +61,11 @@ impl Server {
 
     /// Start a server with extra config args, e.g. `&["--maxmemory", "1mb"]`.
     pub fn start_with(extra_args: &[&str]) -> Server {
-        let bin = server_binary();
+        Server::start_bin(server_binary(), extra_args)
+    }
+
+    /// Start `bin` with extra config args (the others take the binary from the environment).
+    pub fn start_bin(bin: String, extra_args: &[&str]) -> Server {
         let dir = make_temp_dir();
         let mut server = Server {
             child: None,
