@@ -33,9 +33,6 @@ use tokio::sync::oneshot;
 use crate::builder::IntoMaster;
 use crate::error::Error;
 
-/// How long a stopping runtime waits for its last background releases.
-const SETTLE: Duration = Duration::from_secs(2);
-
 /// The private runtime and its thread. Dropping the last reference stops and joins it.
 struct Runtime {
     handle: tokio::runtime::Handle,
@@ -44,7 +41,9 @@ struct Runtime {
 }
 
 impl Runtime {
-    fn start() -> Result<Arc<Self>, Error> {
+    /// Starts the thread. When it stops, it waits up to `settle` for the background
+    /// releases still running.
+    fn start(settle: Duration) -> Result<Arc<Self>, Error> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -66,12 +65,12 @@ impl Runtime {
                     // The last handle's drop spawned releases of its detached permits: let
                     // them reach the master (bounded) before the runtime goes away.
                     let metrics = tokio::runtime::Handle::current().metrics();
-                    let settle = async {
+                    let until_idle = async {
                         while metrics.num_alive_tasks() > 0 {
                             tokio::time::sleep(Duration::from_millis(1)).await;
                         }
                     };
-                    let _ = tokio::time::timeout(SETTLE, settle).await;
+                    let _ = tokio::time::timeout(settle, until_idle).await;
                 });
             })
             .map_err(|e| Error::InvalidArgument(format!("cannot start the runtime thread: {e}")))?;
@@ -122,8 +121,10 @@ impl Drop for Runtime {
             .take()
         {
             // The last reference can be dropped on the runtime thread itself (by a task it
-            // was running); joining there would wait forever.
-            if thread.thread().id() != std::thread::current().id() {
+            // was running), where joining would wait forever, or on an async runtime's
+            // thread, which must not block: the thread then finishes on its own.
+            let on_own_thread = thread.thread().id() == std::thread::current().id();
+            if !on_own_thread && tokio::runtime::Handle::try_current().is_err() {
                 let _ = thread.join();
             }
         }
@@ -192,7 +193,8 @@ impl Builder {
     #[track_caller]
     pub fn build(self) -> Result<Semaphore, Error> {
         assert_not_async("Builder::build");
-        let runtime = Runtime::start()?;
+        let settle = self.inner.effective_request_timeout() + Duration::from_secs(1);
+        let runtime = Runtime::start(settle)?;
         let inner = runtime.run(self.inner.build())?;
         Ok(Semaphore { inner, runtime })
     }
@@ -333,7 +335,11 @@ impl Semaphore {
 }
 
 /// A blocking permit: the twin of [`crate::Permit`]. Dropping it releases it and returns
-/// once the master has answered (or the request timed out).
+/// once the master has answered (or the request timed out). Dropped inside an async
+/// runtime, where it must not block, it releases in the background instead.
+///
+/// [`wait_lost`](Permit::wait_lost) is the blocking form of [`crate::Permit::lost`], with a
+/// time limit since a permit that is never lost would block forever.
 #[must_use = "dropping a permit releases it at once"]
 pub struct Permit {
     inner: Option<crate::Permit>,

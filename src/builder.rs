@@ -11,6 +11,9 @@ use crate::semaphore::AsyncSemaphore;
 /// Longest semaphore name accepted, in bytes: every request carries it four times.
 pub const MAX_NAME_LEN: usize = 1024;
 
+/// Longest lease accepted: one day.
+pub const MAX_LEASE: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Something that names a master: a URL (`&str`, `String`), a [`redis::Client`] or a
 /// [`redis::ConnectionInfo`].
 pub trait IntoMaster {
@@ -137,7 +140,7 @@ impl Builder {
         self
     }
 
-    fn effective_request_timeout(&self) -> Duration {
+    pub(crate) fn effective_request_timeout(&self) -> Duration {
         self.request_timeout
             .unwrap_or_else(|| (self.lease / 4).min(Duration::from_secs(1)))
     }
@@ -169,6 +172,13 @@ impl Builder {
         if self.lease < Duration::from_millis(10) {
             return invalid(format!(
                 "lease {:?} is too short; the least is 10 ms",
+                self.lease
+            ));
+        }
+        if self.lease > MAX_LEASE {
+            return invalid(format!(
+                "lease {:?} is too long; the most is {MAX_LEASE:?} (a held permit is renewed, \
+                 so a long lease only delays the return of a crashed holder's permits)",
                 self.lease
             ));
         }
@@ -235,6 +245,7 @@ mod tests {
             invalid(Builder::new("jobs".into(), 2).master("nonsense://")).contains("master #1")
         );
         assert!(invalid(ok().lease(Duration::from_millis(1))).contains("too short"));
+        assert!(invalid(ok().lease(Duration::MAX)).contains("too long"));
         assert!(invalid(ok().request_timeout(Duration::from_secs(6))).contains("half the lease"));
         assert!(invalid(ok().request_timeout(Duration::ZERO)).contains("above zero"));
     }

@@ -12,7 +12,7 @@ mod wait;
 
 pub mod blocking;
 
-pub use builder::{Builder, IntoMaster, MAX_NAME_LEN};
+pub use builder::{Builder, IntoMaster, MAX_LEASE, MAX_NAME_LEN};
 pub use error::{Error, MasterFailure, Result};
 pub use permit::Permit;
 pub use semaphore::AsyncSemaphore;

@@ -98,6 +98,7 @@ impl Master {
                 master,
                 detail: source.to_string(),
             },
+            Some("SEMLIMIT") => Error::InvalidArgument(detail()),
             Some("SEMCONFIG") => match detail().trim().parse() {
                 // `requested` is filled in by the caller, who knows it.
                 Ok(stored) => Error::ConfigMismatch {

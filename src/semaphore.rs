@@ -153,6 +153,22 @@ impl Drop for AcquireGuard<'_> {
     }
 }
 
+/// Detached permits taken off the handle by `release(n)` and not yet released.
+struct PendingReleases<'a> {
+    core: &'a Arc<Core>,
+    runtime: tokio::runtime::Handle,
+    left: VecDeque<(Arc<LeaseState>, Vec<u32>)>,
+}
+
+impl Drop for PendingReleases<'_> {
+    fn drop(&mut self) {
+        for (state, slots) in self.left.drain(..) {
+            self.core
+                .release_in_background(&self.runtime, state.id.clone(), slots);
+        }
+    }
+}
+
 /// A fresh permit id: 128 random bits in hex.
 fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -251,8 +267,11 @@ impl AsyncSemaphore {
         k: u32,
         timeout: Duration,
     ) -> Result<Option<Permit>, Error> {
-        self.acquire_inner(k, Wait::Until(Instant::now() + timeout))
-            .await
+        // A timeout too large to represent is no limit at all.
+        let wait = Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until);
+        self.acquire_inner(k, wait).await
     }
 
     async fn acquire_inner(&self, k: u32, wait: Wait) -> Result<Option<Permit>, Error> {
@@ -267,6 +286,9 @@ impl AsyncSemaphore {
             armed: false,
         };
         let mut backoff = Backoff::new();
+        // Set once an attempt failed without a reply: it may still be granted later (a
+        // request stuck on a dropped connection), so the guard stays armed from then on.
+        let mut uncertain = false;
         loop {
             // Registered before the attempt, so a release between the reply and the sleep
             // still wakes us.
@@ -286,10 +308,13 @@ impl AsyncSemaphore {
                     )));
                 }
                 Ok(Acquired::Busy { wait_ms }) => {
-                    guard.armed = false;
+                    guard.armed = uncertain;
                     wait_ms.map(Duration::from_millis)
                 }
-                Err(error) if error.is_transient() && !self.shared.raise_on_redis_errors => None,
+                Err(error) if error.is_transient() && !self.shared.raise_on_redis_errors => {
+                    uncertain = true;
+                    None
+                }
                 Err(error) => return Err(error),
             };
             let wake = Instant::now() + backoff.delay(hint);
@@ -365,15 +390,23 @@ impl AsyncSemaphore {
             (taken, n.saturating_sub(held))
         };
         let core = &self.shared.core;
+        // Whatever is not released yet when this future errs or is dropped is released in
+        // the background: these permits left the handle and nobody else will.
+        let mut pending = PendingReleases {
+            core,
+            runtime: tokio::runtime::Handle::current(),
+            left: taken.into(),
+        };
         let mut lost = None;
-        for (state, slots) in taken {
+        while let Some((state, slots)) = pending.left.front() {
             let was_valid = state.is_valid();
-            let freed = core.quorum.release(&state.id, &slots).await?;
+            let freed = core.quorum.release(&state.id, slots).await?;
             if (freed == 0 || !was_valid) && lost.is_none() {
                 lost = Some(Error::PermitLost {
                     id: state.id.clone(),
                 });
             }
+            pending.left.pop_front();
         }
         core.released.notify_waiters();
         if excess > 0 {

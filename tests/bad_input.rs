@@ -167,3 +167,30 @@ async fn odd_names_work_and_stay_apart() {
         "bytes",
     );
 }
+
+#[tokio::test]
+async fn limits_at_the_edges_of_the_types() {
+    let server = Server::start();
+    let edges = sem(&server, "edges", 2)
+        .bounded(false)
+        .build()
+        .await
+        .unwrap();
+    // A timeout too large for the clock means no limit, not a panic.
+    let permit = edges
+        .acquire_timeout(Duration::MAX)
+        .await
+        .unwrap()
+        .expect("free");
+    permit.release().await.unwrap();
+    // An unbounded release cannot push the count past what a u32 holds.
+    invalid(edges.release(u32::MAX).await, "the most is 4294967295");
+    assert_eq!(edges.value().await.unwrap(), 2, "nothing added");
+    invalid(
+        sem(&server, "edges-lease", 1)
+            .lease(Duration::MAX)
+            .build()
+            .await,
+        "too long",
+    );
+}

@@ -85,8 +85,7 @@ async fn cancelled_while_waiting_leaks_nothing() {
 async fn polled_once_then_dropped_leaks_nothing() {
     let server = Server::start();
     let sem = sem(&server, "poll-once", 2).build().await.unwrap();
-    let waker = futures::task::noop_waker();
-    let mut cx = Context::from_waker(&waker);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
     for _ in 0..100 {
         let mut acquire = pin!(sem.acquire());
         // The request goes out on the first poll; the reply never gets read.

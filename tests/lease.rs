@@ -82,19 +82,8 @@ async fn a_paused_master_costs_the_permit_its_lease() {
 fn an_abandoned_lease_expires_and_wakes_the_waiter() {
     let server = Server::start();
     let lease = Duration::from_millis(500);
-    // A holder whose runtime dies with it: no renewal, no release, as if it crashed.
-    let crashed = tokio::runtime::Runtime::new().unwrap();
-    let abandoned = crashed.block_on(async {
-        let sem = sem(&server, "abandon", 2)
-            .lease(lease)
-            .build()
-            .await
-            .unwrap();
-        sem.acquire_many(2).await.unwrap()
-    });
+    abandon(&server, "abandon", 2, 2, lease);
     let held_at = Instant::now();
-    crashed.shutdown_background();
-    std::mem::forget(abandoned);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -116,4 +105,50 @@ fn an_abandoned_lease_expires_and_wakes_the_waiter() {
         );
         permit.release().await.unwrap();
     });
+}
+
+/// Acquires a permit on a runtime that then dies: no renewal, no release, as if its
+/// process crashed.
+fn abandon(server: &Server, name: &str, permits: u32, k: u32, lease: Duration) {
+    let crashed = tokio::runtime::Runtime::new().unwrap();
+    let permit = crashed.block_on(async {
+        let sem = sem(server, name, permits)
+            .lease(lease)
+            .build()
+            .await
+            .unwrap();
+        sem.acquire_many(k).await.unwrap()
+    });
+    crashed.shutdown_background();
+    std::mem::forget(permit);
+}
+
+#[test]
+fn an_idle_semaphore_leaves_only_its_config() {
+    let server = Server::start();
+    abandon(&server, "idle", 2, 1, Duration::from_millis(300));
+    abandon(&server, "idle", 2, 1, Duration::from_millis(900));
+    std::thread::sleep(Duration::from_millis(400));
+    let ttl = |key: &str| -> i64 { redis::from_redis_value(server.cmd(&["PTTL", key])).unwrap() };
+    // The first lease is reclaimed by a status read; the keys still expire with the last.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let value = runtime.block_on(async {
+        sem(&server, "idle", 2)
+            .build()
+            .await
+            .unwrap()
+            .value()
+            .await
+            .unwrap()
+    });
+    assert_eq!(value, 1);
+    for key in ["leases", "free", "state"] {
+        let t = ttl(&format!("semaphore:{{idle}}:{key}"));
+        assert!(t > 0, "{key} has no TTL ({t})");
+    }
+    assert_eq!(ttl("semaphore:{idle}:config"), -1, "the config persists");
+    // After the last lease, only the config is left.
+    std::thread::sleep(Duration::from_millis(1700));
+    let keys: Vec<String> = redis::from_redis_value(server.cmd(&["KEYS", "*"])).unwrap();
+    assert_eq!(keys, vec!["semaphore:{idle}:config".to_string()]);
 }

@@ -83,6 +83,17 @@ local function free_slots(id, only)
   return freed
 end
 
+-- Keys 2-4 expire a second after the latest lease.
+local function touch()
+  local last = redis.call('ZRANGE', LEASES, -1, -1, 'WITHSCORES')
+  if last[2] then
+    local at = tonumber(last[2]) + 1000
+    redis.call('PEXPIREAT', LEASES, at)
+    redis.call('PEXPIREAT', FREE, at)
+    redis.call('PEXPIREAT', STATE, at)
+  end
+end
+
 -- With no lease left, every slot is free: back to the canonical empty state.
 local function reset_if_idle()
   if redis.call('ZCARD', LEASES) == 0 then
@@ -103,6 +114,10 @@ local function reclaim(now)
     end
   end
   reset_if_idle()
+  if #expired > 0 then
+    -- Reclaiming may have recreated `free`: it expires with the leases like the others.
+    touch()
+  end
 end
 
 -- Milliseconds until the earliest lease expires, or -1 when nothing is held.
@@ -112,17 +127,6 @@ local function earliest_wait(now)
     return math.max(0, tonumber(first[2]) - now)
   end
   return -1
-end
-
--- Keys 2-4 expire a second after the latest lease.
-local function touch()
-  local last = redis.call('ZRANGE', LEASES, -1, -1, 'WITHSCORES')
-  if last[2] then
-    local at = tonumber(last[2]) + 1000
-    redis.call('PEXPIREAT', LEASES, at)
-    redis.call('PEXPIREAT', FREE, at)
-    redis.call('PEXPIREAT', STATE, at)
-  end
 end
 
 -- Sets every slot of `id` to expire at `expiry`; returns the id's slots, or nil.
