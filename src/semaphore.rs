@@ -137,6 +137,10 @@ enum Wait {
 /// Releases in the background whatever an acquire may have been granted, when its future
 /// is dropped (or fails) while a request was in flight: the id existed before the request,
 /// so the release finds the grant even if its reply never arrived.
+///
+/// A local guard in the `async fn` rather than a hand-written future with pin-project's
+/// `PinnedDrop`: dropping the future drops its live locals, so the guard runs at exactly
+/// the same moments, and the acquire stays ordinary async code.
 struct AcquireGuard<'a> {
     core: &'a Arc<Core>,
     id: &'a str,
