@@ -87,19 +87,10 @@ impl Permit {
     pub async fn release(mut self) -> Result<(), Error> {
         self.settled = true;
         self.renewal.abort();
-        let was_valid = self.is_valid();
         let core = Arc::clone(&self.shared.core);
-        let freed = core.quorum.release(&self.state.id, &[]).await;
+        let released = core.release_lease(&self.state, &[]).await;
         core.released.notify_waiters();
-        match freed? {
-            0 => Err(Error::PermitLost {
-                id: self.state.id.clone(),
-            }),
-            _ if !was_valid => Err(Error::PermitLost {
-                id: self.state.id.clone(),
-            }),
-            _ => Ok(()),
-        }
+        released
     }
 
     /// Resolves when the lease is lost (it could not be renewed before it passed).

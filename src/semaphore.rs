@@ -28,6 +28,24 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// Releases `slots` of a lease (all of them when empty) and waits for the master.
+    /// [`Error::PermitLost`] when the lease had passed first: the slots are free either
+    /// way, but what they protected may have been used by another holder.
+    pub(crate) async fn release_lease(
+        &self,
+        lease: &LeaseState,
+        slots: &[u32],
+    ) -> Result<(), Error> {
+        let was_valid = lease.is_valid();
+        let freed = self.quorum.release(&lease.id, slots).await?;
+        if freed == 0 || !was_valid {
+            return Err(Error::PermitLost {
+                id: lease.id.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Releases `slots` of `id` (all when empty) without waiting; a failure is left to the
     /// lease, which expires on its own.
     pub(crate) fn release_in_background(
@@ -403,12 +421,12 @@ impl AsyncSemaphore {
         };
         let mut lost = None;
         while let Some((state, slots)) = pending.left.front() {
-            let was_valid = state.is_valid();
-            let freed = core.quorum.release(&state.id, slots).await?;
-            if (freed == 0 || !was_valid) && lost.is_none() {
-                lost = Some(Error::PermitLost {
-                    id: state.id.clone(),
-                });
+            match core.release_lease(state, slots).await {
+                Ok(()) => {}
+                Err(error @ Error::PermitLost { .. }) => {
+                    lost.get_or_insert(error);
+                }
+                Err(error) => return Err(error),
             }
             pending.left.pop_front();
         }
