@@ -157,6 +157,13 @@ impl Builder {
         }
     }
 
+    /// See [`crate::Builder::masters`].
+    pub fn masters<M: IntoMaster>(self, masters: impl IntoIterator<Item = M>) -> Self {
+        Builder {
+            inner: self.inner.masters(masters),
+        }
+    }
+
     /// See [`crate::Builder::lease`].
     pub fn lease(self, lease: Duration) -> Self {
         Builder {

@@ -105,10 +105,35 @@ impl Builder {
 
     /// Adds a master: a URL such as `redis://user:pass@host:6379/0`, a [`redis::Client`] or
     /// a [`redis::ConnectionInfo`]. A URL that does not parse is reported by `build()`.
+    ///
+    /// Call it once for one master, or once per master for several independent masters
+    /// (not replicas of each other): each permit slot is then a Redlock mutex, held while a
+    /// majority (`M / 2 + 1`) of the masters hold it, so the semaphore survives the loss of
+    /// a minority of them. Use an odd number: 3 masters survive the loss of 1, and so do 4
+    /// (a majority of 4 is 3), which only adds a master that can fail; 5 survive 2.
+    ///
+    /// A master that restarts without its data must stay down for at least one lease
+    /// before it comes back (or persist with `appendfsync always`): otherwise it forgets
+    /// grants that the majority still counts on, and its vote can give a held slot to a
+    /// second holder.
     pub fn master(mut self, master: impl IntoMaster) -> Self {
         self.masters
             .push(master.into_client().map_err(|e| e.to_string()));
         self
+    }
+
+    /// Adds several masters at once, as [`master`](Self::master) does one by one.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// let sem = redis_semaphore::AsyncSemaphore::builder("gpu", 2)
+    ///     .masters(["redis://10.0.0.1", "redis://10.0.0.2", "redis://10.0.0.3"])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn masters<M: IntoMaster>(self, masters: impl IntoIterator<Item = M>) -> Self {
+        masters.into_iter().fold(self, Builder::master)
     }
 
     /// How long a permit's lease lasts without renewal; renewals run every `lease / 3`.
@@ -166,8 +191,14 @@ impl Builder {
         if let Some((i, Err(why))) = self.masters.iter().enumerate().find(|(_, m)| m.is_err()) {
             return invalid(format!("master #{} is not a valid address: {why}", i + 1));
         }
-        if self.masters.len() > 1 {
-            return invalid("several masters are not supported yet; give exactly one".into());
+        let mut seen = std::collections::HashSet::new();
+        for client in self.masters.iter().flatten() {
+            let addr = client.get_connection_info().addr().to_string();
+            if !seen.insert(addr.clone()) {
+                return invalid(format!(
+                    "master {addr} is given twice; several masters must be independent servers"
+                ));
+            }
         }
         if self.lease < Duration::from_millis(10) {
             return invalid(format!(
@@ -193,11 +224,12 @@ impl Builder {
         Ok(())
     }
 
-    /// Checks the configuration, connects to the master and checks the semaphore stored
+    /// Checks the configuration, connects to the masters and checks the semaphore stored
     /// there: its permit count ([`Error::ConfigMismatch`]) and its keys' types
     /// ([`Error::WrongType`]). A semaphore that does not exist yet is created.
     ///
-    /// An unreachable master is an error after the request timeout.
+    /// Fails after the request timeout when fewer than a majority of the masters answer
+    /// (with one master: when it does not).
     pub async fn build(self) -> Result<AsyncSemaphore, Error> {
         self.validate()?;
         let timeout = self.effective_request_timeout();

@@ -23,14 +23,19 @@ pub(crate) fn validity(lease: Duration) -> Duration {
 #[derive(Debug)]
 pub(crate) struct LeaseState {
     pub(crate) id: String,
+    pub(crate) token: u64,
+    /// The slots the permit holds now (a detached permit can be released in part).
+    slots: Mutex<Vec<u32>>,
     deadline: Mutex<Instant>,
     lost: watch::Sender<bool>,
 }
 
 impl LeaseState {
-    pub(crate) fn new(id: String, deadline: Instant) -> Self {
+    pub(crate) fn new(id: String, token: u64, slots: Vec<u32>, deadline: Instant) -> Self {
         LeaseState {
             id,
+            token,
+            slots: Mutex::new(slots),
             deadline: Mutex::new(deadline),
             lost: watch::Sender::new(false),
         }
@@ -38,6 +43,21 @@ impl LeaseState {
 
     pub(crate) fn deadline(&self) -> Instant {
         *self.deadline.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn slots(&self) -> Vec<u32> {
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes up to `n` of the permit's slots off it, lowest first, for a partial release.
+    /// Renewals after this no longer hold them.
+    pub(crate) fn take_slots(&self, n: usize) -> Vec<u32> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = n.min(slots.len());
+        slots.drain(..n).collect()
     }
 
     fn extend(&self, deadline: Instant) {
@@ -88,13 +108,14 @@ async fn renew(quorum: Arc<Quorum>, lease: Duration, state: Arc<LeaseState>, gra
             _ = sleep_until(deadline) => break,
         }
         let started = Instant::now();
+        let slots = state.slots();
         tokio::select! {
-            renewed = quorum.refresh(&state.id, lease) => match renewed {
+            renewed = quorum.refresh(&state.id, &slots, state.token, lease) => match renewed {
                 Ok(true) => {
                     state.extend(started + validity(lease));
                     next = started + period;
                 }
-                // The master no longer holds it: someone else may, already.
+                // The masters no longer hold it: someone else may, already.
                 Ok(false) => break,
                 // Unreachable or slow: keep trying until the deadline says otherwise.
                 Err(_) => next = Instant::now() + retry,
@@ -120,7 +141,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn state_turns_invalid_at_its_deadline() {
-        let state = LeaseState::new("a".into(), Instant::now() + Duration::from_secs(1));
+        let state = LeaseState::new("a".into(), 1, vec![0], Instant::now() + Duration::from_secs(1));
         assert!(state.is_valid());
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(!state.is_valid());
@@ -128,7 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn lost_resolves_when_marked() {
-        let state = LeaseState::new("a".into(), Instant::now() + Duration::from_secs(60));
+        let state = LeaseState::new("a".into(), 1, vec![0], Instant::now() + Duration::from_secs(60));
         let lost = state.lost();
         state.mark_lost();
         tokio::time::timeout(Duration::from_secs(1), lost)

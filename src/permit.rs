@@ -56,7 +56,12 @@ impl Permit {
         runtime: tokio::runtime::Handle,
     ) -> Self {
         let lease = shared.core.lease;
-        let state = Arc::new(LeaseState::new(id, started + lease::validity(lease)));
+        let state = Arc::new(LeaseState::new(
+            id,
+            token,
+            slots.clone(),
+            started + lease::validity(lease),
+        ));
         let renewal = lease::spawn_renewal(
             &runtime,
             Arc::clone(&shared.core.quorum),
@@ -151,7 +156,6 @@ impl Permit {
         self.settled = true;
         self.shared.push_detached(Detached {
             state: Arc::clone(&self.state),
-            slots: std::mem::take(&mut self.slots),
             renewal: self.renewal.clone(),
         });
     }

@@ -1,11 +1,25 @@
-//! The semaphore's masters, and each operation as the scripts see it.
+//! The semaphore's masters, and each operation as they decide it together.
 //!
-//! With one master every operation is one script call. Several masters (a Redlock mutex
-//! per permit slot) fan out from here, so the façade does not change when they come.
+//! Every permit slot is a Redlock mutex: a permit holds a slot while a majority of the
+//! masters (`M / 2 + 1`) hold that slot under the permit's id, within the permit's validity
+//! time. Two holders of one slot would need two majorities, and two majorities of the same
+//! masters always share one, which grants a slot to one id at a time: so at most `N`
+//! holders, by the same argument as Redlock's. Counting per master (a majority quorum over
+//! counters) has no such intersection, which is how other libraries admit three holders
+//! to two permits on three masters.
+//!
+//! Every operation goes to all masters at once and waits for all of them, each bounded by
+//! its own request timeout: a hung master costs one timeout, never a stalled caller. One
+//! master is the case `M = 1`, quorum 1, through exactly the same code.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::error::Error;
+use futures_util::future::join_all;
+use redis::{FromRedisValue, Script};
+use tokio::time::Instant;
+
+use crate::error::{Error, MasterFailure};
 use crate::master::Master;
 use crate::scripts::{self, Acquired, Keys, Status};
 
@@ -26,6 +40,13 @@ pub(crate) struct Quorum {
     permits: u32,
 }
 
+/// One master's grant in an acquire round.
+struct Grant {
+    master: usize,
+    token: u64,
+    slots: Vec<u32>,
+}
+
 impl Quorum {
     pub(crate) fn new(masters: Vec<Master>, name: &str, permits: u32) -> Self {
         Quorum {
@@ -35,11 +56,16 @@ impl Quorum {
         }
     }
 
-    fn master(&self) -> &Master {
-        &self.masters[0]
+    /// Masters that must agree: a majority.
+    pub(crate) fn needed(&self) -> usize {
+        self.masters.len() / 2 + 1
     }
 
-    /// Fills in what the master could not know about a config mismatch.
+    fn several(&self) -> bool {
+        self.masters.len() > 1
+    }
+
+    /// Fills in what a master could not know about a config mismatch.
     fn fix(&self, error: Error) -> Error {
         match error {
             Error::ConfigMismatch { stored, .. } => Error::ConfigMismatch {
@@ -50,61 +76,317 @@ impl Quorum {
         }
     }
 
-    async fn run<T: redis::FromRedisValue>(
+    /// Runs `script` on the masters `which`, all at once; replies in the same order.
+    async fn on<T: FromRedisValue>(
         &self,
-        script: &redis::Script,
+        which: impl IntoIterator<Item = usize>,
+        script: &Script,
         args: &[Vec<u8>],
-    ) -> Result<T, Error> {
-        self.master()
-            .run(script, &self.keys, args)
-            .await
-            .map_err(|e| self.fix(e))
+    ) -> Vec<(usize, Result<T, Error>)> {
+        join_all(which.into_iter().map(|i| async move {
+            let reply = self.masters[i].run(script, &self.keys, args).await;
+            (i, reply.map_err(|e| self.fix(e)))
+        }))
+        .await
     }
 
-    /// Asks for `k` slots under permit `id`.
+    async fn on_all<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        args: &[Vec<u8>],
+    ) -> Vec<(usize, Result<T, Error>)> {
+        self.on(0..self.masters.len(), script, args).await
+    }
+
+    /// Splits replies into answers and failures; a failure that waiting cannot fix (a
+    /// wrong key type, a mismatched count, a refused password) comes back as the error.
+    fn sort_out<T>(&self, replies: Vec<(usize, Result<T, Error>)>) -> Result<Answers<T>, Error> {
+        let mut answers = Answers {
+            ok: Vec::new(),
+            failures: Vec::new(),
+        };
+        for (i, reply) in replies {
+            match reply {
+                Ok(value) => answers.ok.push((i, value)),
+                Err(error) if error.is_transient() => answers.failures.push(error),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The error when too few masters answered: the master's own error with one master,
+    /// each master's failure with several.
+    fn no_quorum(&self, mut failures: Vec<Error>) -> Error {
+        if !self.several() && failures.len() == 1 {
+            return failures.remove(0);
+        }
+        Error::Quorum {
+            needed: self.needed(),
+            masters: self.masters.len(),
+            failures: failures
+                .into_iter()
+                .filter_map(|failure| match failure {
+                    Error::Redis { master, source } => Some(MasterFailure {
+                        master,
+                        error: source,
+                    }),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Asks every master for `k` slots under permit `id` and keeps `k` slots that each
+    /// have a majority, if the grant is still valid at `deadline` (the attempt's start plus
+    /// the lease's validity). The common case is one round trip: masters that saw the same
+    /// history grant the same slots with the same token.
+    ///
+    /// When they differ, one more round trip settles it: masters that granted other slots
+    /// free them and take the kept ones if free, and every master that granted a lower
+    /// token has it raised to the permit's token (the highest of the grant), so the next
+    /// grant of these slots, whose majority shares a master with this one, gets a higher
+    /// token. Without a majority for `k` slots every grant is released and the caller
+    /// tries again after a random delay (`Busy` without a hint).
     pub(crate) async fn acquire(
         &self,
         id: &str,
         k: u32,
         lease: Duration,
+        deadline: Instant,
     ) -> Result<Acquired, Error> {
-        let reply: Vec<i64> = self
-            .run(
-                &scripts::ACQUIRE,
-                &args![self.permits, id, k, millis(lease)],
-            )
-            .await?;
-        Acquired::parse(&reply).ok_or_else(|| self.unexpected("acquire", &reply))
-    }
-
-    /// Renews the lease of `id`; `false` when it had already expired.
-    pub(crate) async fn refresh(&self, id: &str, lease: Duration) -> Result<bool, Error> {
-        let reply: Vec<i64> = self
-            .run(&scripts::REFRESH, &args![self.permits, id, millis(lease)])
-            .await?;
-        Ok(reply.first() == Some(&1))
-    }
-
-    /// Frees `slots` of `id` (all of them when empty); returns how many were freed.
-    pub(crate) async fn release(&self, id: &str, slots: &[u32]) -> Result<u32, Error> {
-        self.run(&scripts::RELEASE, &args![self.permits, id, slots])
+        let replies = self
+            .on_all::<Vec<i64>>(&scripts::ACQUIRE, &args![self.permits, id, k, millis(lease)])
             .await
+            .into_iter()
+            .map(|(i, reply)| {
+                let parsed = reply.and_then(|r| {
+                    Acquired::parse(&r).ok_or_else(|| self.unexpected(i, "acquire", &r))
+                });
+                (i, parsed)
+            })
+            .collect();
+        let answers = self.sort_out(replies)?;
+        let mut grants = Vec::new();
+        let mut wait_ms: Option<u64> = None;
+        for (master, answer) in answers.ok {
+            match answer {
+                Acquired::Granted { token, slots } => grants.push(Grant {
+                    master,
+                    token,
+                    slots,
+                }),
+                Acquired::Busy { wait_ms: Some(w) } => {
+                    wait_ms = Some(wait_ms.map_or(w, |v| v.min(w)));
+                }
+                Acquired::Busy { wait_ms: None } => {}
+            }
+        }
+        let failed = answers.failures.len();
+        if failed > self.masters.len() - self.needed() {
+            self.release_grants(&grants, id).await;
+            return Err(self.no_quorum(answers.failures));
+        }
+
+        let kept = self.majority_slots(grants.iter().map(|g| g.slots.as_slice()), k as usize);
+        if kept.len() < k as usize {
+            self.release_grants(&grants, id).await;
+            return Ok(Acquired::Busy { wait_ms });
+        }
+        let token = grants
+            .iter()
+            .filter(|g| g.slots.iter().any(|s| kept.contains(s)))
+            .map(|g| g.token)
+            .max()
+            .expect("a kept slot was granted");
+        let (exact, differ): (Vec<&Grant>, Vec<&Grant>) = grants
+            .iter()
+            .partition(|g| g.slots == kept && g.token == token);
+        let mut holding: Vec<Vec<u32>> = exact.iter().map(|g| g.slots.clone()).collect();
+        if !differ.is_empty() {
+            let settled = self
+                .hold_on(differ.iter().map(|g| g.master), id, &kept, token, lease)
+                .await;
+            holding.extend(settled.into_iter().filter_map(|(_, r)| r.ok()));
+        }
+        let kept_everywhere = kept
+            .iter()
+            .all(|s| holding.iter().filter(|h| h.contains(s)).count() >= self.needed());
+        if !kept_everywhere || Instant::now() >= deadline {
+            self.release_grants(&grants, id).await;
+            return Ok(Acquired::Busy { wait_ms: None });
+        }
+        Ok(Acquired::Granted {
+            token,
+            slots: kept,
+        })
     }
 
+    /// The lowest `k` slots held by at least a majority of `holdings`.
+    fn majority_slots<'a>(
+        &self,
+        holdings: impl Iterator<Item = &'a [u32]>,
+        k: usize,
+    ) -> Vec<u32> {
+        self.held_by_majority(holdings).into_iter().take(k).collect()
+    }
+
+    /// Slots held by at least a majority of `holdings`, lowest first.
+    fn held_by_majority<'a>(&self, holdings: impl Iterator<Item = &'a [u32]>) -> Vec<u32> {
+        let mut votes: BTreeMap<u32, usize> = BTreeMap::new();
+        for slots in holdings {
+            for &slot in slots {
+                *votes.entry(slot).or_default() += 1;
+            }
+        }
+        votes
+            .into_iter()
+            .filter(|&(_, n)| n >= self.needed())
+            .map(|(slot, _)| slot)
+            .collect()
+    }
+
+    /// Releases whatever this acquire round granted (and may have settled).
+    async fn release_grants(&self, grants: &[Grant], id: &str) {
+        if !grants.is_empty() {
+            self.on::<u32>(
+                grants.iter().map(|g| g.master),
+                &scripts::RELEASE,
+                &args![self.permits, id],
+            )
+            .await;
+        }
+    }
+
+    /// Runs the hold script on masters `which`; each reply is the slots held afterwards.
+    async fn hold_on(
+        &self,
+        which: impl IntoIterator<Item = usize>,
+        id: &str,
+        slots: &[u32],
+        token: u64,
+        lease: Duration,
+    ) -> Vec<(usize, Result<Vec<u32>, Error>)> {
+        let claim = u8::from(self.several());
+        let args = args![self.permits, id, millis(lease), token, claim, slots];
+        self.on::<Vec<i64>>(which, &scripts::HOLD, &args)
+            .await
+            .into_iter()
+            .map(|(i, reply)| {
+                let parsed = reply.and_then(|r| {
+                    scripts::slots_of(&r).ok_or_else(|| self.unexpected(i, "hold", &r))
+                });
+                (i, parsed)
+            })
+            .collect()
+    }
+
+    /// Renews the lease of permit `id` on every master. `Ok(true)`: each of its slots is
+    /// held on a majority again. `Ok(false)`: the answers rule that out, the permit is lost.
+    /// An error: too few masters answered to tell; try again before the deadline.
+    ///
+    /// On several masters the renewal also takes the permit's slots where they are free,
+    /// so a permit granted on a bare majority spreads to every master and survives the
+    /// loss of one more. That is safe while the permit holds a majority of each slot: no
+    /// other id can, so no other permit needs the slot anywhere.
+    pub(crate) async fn refresh(
+        &self,
+        id: &str,
+        slots: &[u32],
+        token: u64,
+        lease: Duration,
+    ) -> Result<bool, Error> {
+        let replies = self
+            .hold_on(0..self.masters.len(), id, slots, token, lease)
+            .await;
+        let mut held = Vec::new();
+        let mut failures = Vec::new();
+        for (_, reply) in replies {
+            match reply {
+                Ok(h) => held.push(h),
+                Err(error) => failures.push(error),
+            }
+        }
+        let holders = |slot: &u32| held.iter().filter(|h| h.contains(slot)).count();
+        if slots.iter().all(|s| holders(s) >= self.needed()) {
+            return Ok(true);
+        }
+        if slots
+            .iter()
+            .any(|s| holders(s) + failures.len() < self.needed())
+        {
+            return Ok(false);
+        }
+        Err(self.no_quorum(failures))
+    }
+
+    /// Frees `slots` of `id` (all of them when empty) on every master; returns the most
+    /// that any master freed (0: no master knew the permit any more).
+    pub(crate) async fn release(&self, id: &str, slots: &[u32]) -> Result<u32, Error> {
+        let replies = self
+            .on_all::<u32>(&scripts::RELEASE, &args![self.permits, id, slots])
+            .await;
+        let answers = self.sort_out(replies)?;
+        if answers.ok.len() < self.needed() {
+            return Err(self.no_quorum(answers.failures));
+        }
+        Ok(answers.ok.iter().map(|(_, n)| *n).max().unwrap_or(0))
+    }
+
+    /// What the semaphore looks like. On several masters a slot counts as held when a
+    /// majority holds it (only then can it keep someone else out), and the limit is the
+    /// highest that a majority has reached.
     pub(crate) async fn status(&self) -> Result<Status, Error> {
-        let reply: Vec<i64> = self.run(&scripts::STATUS, &args![self.permits]).await?;
-        Status::parse(&reply).ok_or_else(|| self.unexpected("status", &reply))
+        let list = u8::from(self.several());
+        let replies = self
+            .on_all::<Vec<i64>>(&scripts::STATUS, &args![self.permits, list])
+            .await
+            .into_iter()
+            .map(|(i, reply)| {
+                let parsed = reply.and_then(|r| {
+                    Status::parse(&r).ok_or_else(|| self.unexpected(i, "status", &r))
+                });
+                (i, parsed)
+            })
+            .collect();
+        let answers = self.sort_out(replies)?;
+        if answers.ok.len() < self.needed() {
+            return Err(self.no_quorum(answers.failures));
+        }
+        let mut statuses: Vec<Status> = answers.ok.into_iter().map(|(_, s)| s).collect();
+        if !self.several() {
+            return Ok(statuses.remove(0));
+        }
+        let mut limits: Vec<u32> = statuses.iter().map(|s| s.limit).collect();
+        limits.sort_unstable_by(|a, b| b.cmp(a));
+        let limit = limits[self.needed() - 1];
+        let slots = self.held_by_majority(statuses.iter().map(|s| s.slots.as_slice()));
+        let held = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+        Ok(Status {
+            available: limit.saturating_sub(held),
+            limit,
+            held,
+            slots,
+        })
     }
 
-    /// Adds `n` permits (an unbounded semaphore released more than it held).
+    /// Adds `n` permits (an unbounded semaphore released more than it held) on every
+    /// master; returns the highest new limit.
     pub(crate) async fn grow(&self, n: u32) -> Result<u32, Error> {
-        self.run(&scripts::GROW, &args![self.permits, n]).await
+        let replies = self
+            .on_all::<u32>(&scripts::GROW, &args![self.permits, n])
+            .await;
+        let answers = self.sort_out(replies)?;
+        if answers.ok.len() < self.needed() {
+            return Err(self.no_quorum(answers.failures));
+        }
+        Ok(answers.ok.iter().map(|(_, l)| *l).max().unwrap_or(0))
     }
 
-    fn unexpected(&self, what: &str, reply: &[i64]) -> Error {
+    fn unexpected(&self, master: usize, what: &str, reply: &[i64]) -> Error {
         let detail = format!("unexpected {what} reply {reply:?}");
         Error::Redis {
-            master: self.master().name().to_string(),
+            master: self.masters[master].name().to_string(),
             source: (
                 redis::ErrorKind::UnexpectedReturnType,
                 "script reply",
@@ -113,6 +395,12 @@ impl Quorum {
                 .into(),
         }
     }
+}
+
+/// Replies sorted out: the masters that answered, and the transient failures.
+struct Answers<T> {
+    ok: Vec<(usize, T)>,
+    failures: Vec<Error>,
 }
 
 /// A lease in whole milliseconds, at least 1.

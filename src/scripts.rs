@@ -20,7 +20,7 @@ macro_rules! script {
 }
 
 pub(crate) static ACQUIRE: LazyLock<Script> = script!("acquire.lua");
-pub(crate) static REFRESH: LazyLock<Script> = script!("refresh.lua");
+pub(crate) static HOLD: LazyLock<Script> = script!("hold.lua");
 pub(crate) static RELEASE: LazyLock<Script> = script!("release.lua");
 pub(crate) static STATUS: LazyLock<Script> = script!("status.lua");
 pub(crate) static GROW: LazyLock<Script> = script!("grow.lua");
@@ -57,10 +57,7 @@ impl Acquired {
         match reply {
             [1, token, _lease, slots @ ..] if !slots.is_empty() => Some(Acquired::Granted {
                 token: u64::try_from(*token).ok()?,
-                slots: slots
-                    .iter()
-                    .map(|&s| u32::try_from(s).ok())
-                    .collect::<Option<_>>()?,
+                slots: slots_of(slots)?,
             }),
             [0, wait] => Some(Acquired::Busy {
                 wait_ms: u64::try_from(*wait).ok(),
@@ -71,24 +68,32 @@ impl Acquired {
 }
 
 /// What the status script reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Status {
     pub(crate) available: u32,
     pub(crate) limit: u32,
     pub(crate) held: u32,
+    /// The held slots, when they were asked for.
+    pub(crate) slots: Vec<u32>,
 }
 
 impl Status {
     pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
         match reply {
-            [available, limit, held, _wait] => Some(Status {
+            [available, limit, held, _wait, slots @ ..] => Some(Status {
                 available: u32::try_from(*available).ok()?,
                 limit: u32::try_from(*limit).ok()?,
                 held: u32::try_from(*held).ok()?,
+                slots: slots_of(slots)?,
             }),
             _ => None,
         }
     }
+}
+
+/// Slot numbers from a script reply; `None` if one is out of range.
+pub(crate) fn slots_of(reply: &[i64]) -> Option<Vec<u32>> {
+    reply.iter().map(|&s| u32::try_from(s).ok()).collect()
 }
 
 #[cfg(test)]
@@ -130,9 +135,11 @@ mod tests {
             Some(Status {
                 available: 1,
                 limit: 3,
-                held: 2
+                held: 2,
+                slots: vec![]
             })
         );
+        assert_eq!(Status::parse(&[1, 3, 2, 10, 0, 2]).map(|s| s.slots), Some(vec![0, 2]));
         assert_eq!(Status::parse(&[1, 3]), None);
     }
 }

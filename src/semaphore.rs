@@ -66,7 +66,6 @@ impl Core {
 #[derive(Debug)]
 pub(crate) struct Detached {
     pub(crate) state: Arc<LeaseState>,
-    pub(crate) slots: Vec<u32>,
     pub(crate) renewal: AbortHandle,
 }
 
@@ -102,7 +101,7 @@ impl Drop for Shared {
         for permit in detached {
             permit.renewal.abort();
             self.core
-                .release_in_background(&self.runtime, permit.state.id.clone(), permit.slots);
+                .release_in_background(&self.runtime, permit.state.id.clone(), Vec::new());
         }
     }
 }
@@ -320,7 +319,8 @@ impl AsyncSemaphore {
 
             let started = Instant::now();
             guard.armed = true;
-            let hint = match core.quorum.acquire(&id, k, core.lease).await {
+            let deadline = started + crate::lease::validity(core.lease);
+            let hint = match core.quorum.acquire(&id, k, core.lease, deadline).await {
                 Ok(Acquired::Granted { token, slots }) => {
                     guard.armed = false;
                     let shared = Arc::clone(&self.shared);
@@ -387,7 +387,7 @@ impl AsyncSemaphore {
                 .detached
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let held: usize = detached.iter().map(|d| d.slots.len()).sum();
+            let held: usize = detached.iter().map(|d| d.state.slots().len()).sum();
             let held = u32::try_from(held).unwrap_or(u32::MAX);
             if n > held && self.shared.bounded {
                 return Err(Error::Bounded { held, requested: n });
@@ -398,13 +398,14 @@ impl AsyncSemaphore {
                 let Some(front) = detached.front_mut() else {
                     break;
                 };
-                if front.slots.len() <= wanted {
-                    wanted -= front.slots.len();
+                let has = front.state.slots().len();
+                if has <= wanted {
+                    wanted -= has;
                     let whole = detached.pop_front().expect("front exists");
                     whole.renewal.abort();
                     taken.push((whole.state, Vec::new()));
                 } else {
-                    let part: Vec<u32> = front.slots.drain(..wanted).collect();
+                    let part = front.state.take_slots(wanted);
                     wanted = 0;
                     taken.push((Arc::clone(&front.state), part));
                 }
