@@ -141,7 +141,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn state_turns_invalid_at_its_deadline() {
-        let state = LeaseState::new("a".into(), 1, vec![0], Instant::now() + Duration::from_secs(1));
+        let state = LeaseState::new(
+            "a".into(),
+            1,
+            vec![0],
+            Instant::now() + Duration::from_secs(1),
+        );
         assert!(state.is_valid());
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(!state.is_valid());
@@ -149,7 +154,12 @@ mod tests {
 
     #[tokio::test]
     async fn lost_resolves_when_marked() {
-        let state = LeaseState::new("a".into(), 1, vec![0], Instant::now() + Duration::from_secs(60));
+        let state = LeaseState::new(
+            "a".into(),
+            1,
+            vec![0],
+            Instant::now() + Duration::from_secs(60),
+        );
         let lost = state.lost();
         state.mark_lost();
         tokio::time::timeout(Duration::from_secs(1), lost)

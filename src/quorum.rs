@@ -156,7 +156,10 @@ impl Quorum {
         deadline: Instant,
     ) -> Result<Acquired, Error> {
         let replies = self
-            .on_all::<Vec<i64>>(&scripts::ACQUIRE, &args![self.permits, id, k, millis(lease)])
+            .on_all::<Vec<i64>>(
+                &scripts::ACQUIRE,
+                &args![self.permits, id, k, millis(lease)],
+            )
             .await
             .into_iter()
             .map(|(i, reply)| {
@@ -216,19 +219,15 @@ impl Quorum {
             self.release_grants(&grants, id).await;
             return Ok(Acquired::Busy { wait_ms: None });
         }
-        Ok(Acquired::Granted {
-            token,
-            slots: kept,
-        })
+        Ok(Acquired::Granted { token, slots: kept })
     }
 
     /// The lowest `k` slots held by at least a majority of `holdings`.
-    fn majority_slots<'a>(
-        &self,
-        holdings: impl Iterator<Item = &'a [u32]>,
-        k: usize,
-    ) -> Vec<u32> {
-        self.held_by_majority(holdings).into_iter().take(k).collect()
+    fn majority_slots<'a>(&self, holdings: impl Iterator<Item = &'a [u32]>, k: usize) -> Vec<u32> {
+        self.held_by_majority(holdings)
+            .into_iter()
+            .take(k)
+            .collect()
     }
 
     /// Slots held by at least a majority of `holdings`, lowest first.

@@ -139,7 +139,10 @@ mod tests {
                 slots: vec![]
             })
         );
-        assert_eq!(Status::parse(&[1, 3, 2, 10, 0, 2]).map(|s| s.slots), Some(vec![0, 2]));
+        assert_eq!(
+            Status::parse(&[1, 3, 2, 10, 0, 2]).map(|s| s.slots),
+            Some(vec![0, 2])
+        );
         assert_eq!(Status::parse(&[1, 3]), None);
     }
 }

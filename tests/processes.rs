@@ -23,6 +23,10 @@ fn main() {
     let tests: &[(&str, fn())] = &[
         ("processes_never_exceed_n", processes_never_exceed_n),
         (
+            "processes_on_three_and_five_masters_never_exceed_n",
+            processes_on_three_and_five_masters_never_exceed_n,
+        ),
+        (
             "killed_holder_gives_permits_back_within_one_lease",
             killed_holder_gives_permits_back_within_one_lease,
         ),
@@ -55,9 +59,10 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("worker needs {name}"))
 }
 
-async fn build(url: &str, name: &str, permits: u32, lease_ms: u64) -> AsyncSemaphore {
+/// `urls` is one master's URL, or several separated by commas.
+async fn build(urls: &str, name: &str, permits: u32, lease_ms: u64) -> AsyncSemaphore {
     AsyncSemaphore::builder(name, permits)
-        .master(url)
+        .masters(urls.split(','))
         .lease(Duration::from_millis(lease_ms))
         .request_timeout(Duration::from_millis(lease_ms / 4))
         .build()
@@ -73,17 +78,36 @@ async fn worker(mode: &str) {
     let mut out = std::io::stdout();
     match mode {
         "contend" => {
-            let mut observer = Observer::connect(&env("SEM_OBSERVER_URL")).await;
             let rounds: u32 = env("SEM_ROUNDS").parse().unwrap();
-            for _ in 0..rounds {
-                let permit = sem.acquire().await.unwrap();
-                let inside = observer.enter().await;
-                if inside > permits {
+            let tasks: u32 = std::env::var("SEM_TASKS").map_or(1, |t| t.parse().unwrap());
+            let hold = Duration::from_millis(
+                std::env::var("SEM_HOLD_MS").map_or(3, |t| t.parse().unwrap()),
+            );
+            let observer_url = env("SEM_OBSERVER_URL");
+            let mut handles = Vec::new();
+            for _ in 0..tasks {
+                let sem = sem.clone();
+                let observer_url = observer_url.clone();
+                handles.push(tokio::spawn(async move {
+                    let mut observer = Observer::connect(&observer_url).await;
+                    let mut over = None;
+                    for _ in 0..rounds {
+                        let permit = sem.acquire().await.unwrap();
+                        let inside = observer.enter().await;
+                        if inside > permits {
+                            over = Some(inside);
+                        }
+                        tokio::time::sleep(hold).await;
+                        observer.exit().await;
+                        permit.release().await.unwrap();
+                    }
+                    over
+                }));
+            }
+            for handle in handles {
+                if let Some(inside) = handle.await.unwrap() {
                     writeln!(out, "OVER {inside}").unwrap();
                 }
-                tokio::time::sleep(Duration::from_millis(3)).await;
-                observer.exit().await;
-                permit.release().await.unwrap();
             }
             writeln!(out, "DONE").unwrap();
         }
@@ -120,9 +144,20 @@ impl Worker {
         lease_ms: u64,
         extra: &[(&str, String)],
     ) -> Worker {
+        Worker::spawn_on(mode, &server.url(), permits, lease_ms, extra)
+    }
+
+    /// A worker on the masters `urls`, separated by commas.
+    fn spawn_on(
+        mode: &str,
+        urls: &str,
+        permits: u32,
+        lease_ms: u64,
+        extra: &[(&str, String)],
+    ) -> Worker {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.env("SEM_WORKER", mode)
-            .env("SEM_URL", server.url())
+            .env("SEM_URL", urls)
             .env("SEM_PERMITS", permits.to_string())
             .env("SEM_LEASE_MS", lease_ms.to_string())
             .stdout(Stdio::piped())
@@ -180,6 +215,59 @@ fn processes_never_exceed_n() {
     assert!(max <= permits, "observer saw {max} holders of {permits}");
     assert_eq!(max, permits, "5 processes on 2 permits should fill them");
     assert_eq!(inside, 0);
+}
+
+/// Processes of several tasks each contend on 3 masters for 1, 2 and 3 permits, and on 5
+/// masters for 2, with no hold time: masters see the requests in different orders, grant
+/// different slots, and the acquires settle or retry. The observer must never see more
+/// than N inside.
+fn processes_on_three_and_five_masters_never_exceed_n() {
+    for (masters, permits) in [(3, 1), (3, 2), (3, 3), (5, 2)] {
+        let servers: Vec<Server> = (0..masters).map(|_| Server::start()).collect();
+        let urls: Vec<String> = servers.iter().map(Server::url).collect();
+        let urls = urls.join(",");
+        let observer = Server::start();
+        let extra = [
+            ("SEM_OBSERVER_URL", observer.url()),
+            ("SEM_ROUNDS", "12".to_string()),
+            ("SEM_TASKS", "4".to_string()),
+            ("SEM_HOLD_MS", "0".to_string()),
+        ];
+        let mut workers: Vec<Worker> = (0..3)
+            .map(|_| Worker::spawn_on("contend", &urls, permits, 2000, &extra))
+            .collect();
+        for worker in &mut workers {
+            let line = worker.line();
+            assert_eq!(
+                line, "DONE",
+                "{masters} masters, {permits} permits: over-admission: {line}"
+            );
+            assert!(worker.child.wait().unwrap().success());
+        }
+        let (max, inside) = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async { Observer::connect(&observer.url()).await.seen().await });
+        assert!(
+            max <= permits,
+            "{masters} masters: observer saw {max} holders of {permits}"
+        );
+        assert_eq!(inside, 0);
+        // Every grant a master made that did not become a permit raised its token counter
+        // past the 3 x 4 x 12 = 144 permits: a sign the masters disagreed.
+        let tokens: Vec<i64> = servers
+            .iter()
+            .map(|s| s.int(&["HGET", "semaphore:{procs}:config", "token"]))
+            .collect();
+        println!(
+            "  {masters} masters, {permits} permits: max inside {max}, token counters {tokens:?} for 144 permits"
+        );
+        if (masters, permits) == (3, 2) {
+            assert!(
+                tokens.iter().max() > Some(&144),
+                "the masters never disagreed: the test did not contend hard enough"
+            );
+        }
+    }
 }
 
 fn killed_holder_gives_permits_back_within_one_lease() {

@@ -80,14 +80,6 @@ async fn one_handle_shared_by_many_tasks() {
     .await;
 }
 
-fn evalsha_calls(server: &Server) -> u64 {
-    let info: String = redis::from_redis_value(server.cmd(&["INFO", "commandstats"])).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
-        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn acquire_and_release_are_one_evalsha_each() {
     let server = Server::start();
@@ -96,9 +88,9 @@ async fn acquire_and_release_are_one_evalsha_each() {
     sem.acquire().await.unwrap().release().await.unwrap();
     server.cmd(&["CONFIG", "RESETSTAT"]);
     let permit = sem.acquire().await.unwrap();
-    assert_eq!(evalsha_calls(&server), 1, "acquire");
+    assert_eq!(server.evalsha_calls(), 1, "acquire");
     permit.release().await.unwrap();
-    assert_eq!(evalsha_calls(&server), 2, "release");
+    assert_eq!(server.evalsha_calls(), 2, "release");
     let info: String = redis::from_redis_value(server.cmd(&["INFO", "commandstats"])).unwrap();
     assert!(
         !info.contains("cmdstat_eval:"),

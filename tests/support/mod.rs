@@ -189,6 +189,24 @@ impl Server {
             .unwrap_or_else(|e| panic!("command {args:?} on {} failed: {e}", self.url()))
     }
 
+    /// EVALSHA calls since the server started or its stats were reset (`INFO commandstats`).
+    pub fn evalsha_calls(&self) -> u64 {
+        let info: String = redis::from_redis_value(self.cmd(&["INFO", "commandstats"])).unwrap();
+        info.lines()
+            .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+            .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
+            .unwrap_or(0)
+    }
+
+    /// An integer reply of `args` (0 for nil).
+    pub fn int(&self, args: &[&str]) -> i64 {
+        match self.cmd(args) {
+            redis::Value::Nil => 0,
+            value => redis::from_redis_value(value)
+                .unwrap_or_else(|e| panic!("{args:?} is not an integer: {e}")),
+        }
+    }
+
     /// The server's log file (stdout + stderr).
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("server.log")
@@ -340,6 +358,18 @@ fn log_tail(path: &Path, lines: usize) -> String {
 pub fn sem(server: &Server, name: &str, permits: u32) -> redis_semaphore::Builder {
     redis_semaphore::AsyncSemaphore::builder(name, permits)
         .master(server.url())
+        .request_timeout(Duration::from_millis(100))
+}
+
+/// `n` servers to use as the masters of one semaphore.
+pub fn masters(n: usize) -> Vec<Server> {
+    (0..n).map(|_| Server::start()).collect()
+}
+
+/// A builder for a semaphore on all of `servers`, with a short request timeout.
+pub fn sem_on(servers: &[Server], name: &str, permits: u32) -> redis_semaphore::Builder {
+    redis_semaphore::AsyncSemaphore::builder(name, permits)
+        .masters(servers.iter().map(Server::url))
         .request_timeout(Duration::from_millis(100))
 }
 
