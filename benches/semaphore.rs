@@ -73,6 +73,16 @@ fn round_trip(c: &mut Criterion) {
     let acquire_drop = semaphore(&runtime, &server, "bench:acquire_drop", 3);
     let many_permits = semaphore(&runtime, &server, "bench:acquire_release_10000", 10_000);
     let acquire_many = semaphore(&runtime, &server, "bench:acquire_many_4", 10);
+    // Three masters: this server and two more; every request goes to all three at once.
+    let others = [support::Server::start(), support::Server::start()];
+    let three_masters = runtime
+        .block_on(
+            AsyncSemaphore::builder("bench:three_masters", 3)
+                .master(server.url())
+                .masters(others.iter().map(support::Server::url))
+                .build(),
+        )
+        .expect("build semaphore on 3 masters");
     // Built outside the runtime: the blocking twin refuses to run inside one.
     let blocking_sem = blocking::Semaphore::builder("bench:blocking", 3)
         .master(server.url())
@@ -124,6 +134,13 @@ fn round_trip(c: &mut Criterion) {
         &runtime,
         "acquire_release_10000_permits",
         &many_permits,
+        1,
+    );
+    bench_acquire_release(
+        &mut group,
+        &runtime,
+        "acquire_release_3_masters",
+        &three_masters,
         1,
     );
     bench_acquire_release(
