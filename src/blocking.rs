@@ -185,6 +185,13 @@ impl Builder {
         }
     }
 
+    /// See [`crate::Builder::fair`].
+    pub fn fair(self, fair: bool) -> Self {
+        Builder {
+            inner: self.inner.fair(fair),
+        }
+    }
+
     /// See [`crate::Builder::request_timeout`].
     pub fn request_timeout(self, timeout: Duration) -> Self {
         Builder {

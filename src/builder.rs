@@ -65,6 +65,7 @@ pub struct Builder {
     lease: Duration,
     bounded: bool,
     raise_on_redis_errors: bool,
+    fair: bool,
     request_timeout: Option<Duration>,
 }
 
@@ -99,6 +100,7 @@ impl Builder {
             lease: Duration::from_secs(10),
             bounded: true,
             raise_on_redis_errors: false,
+            fair: true,
             request_timeout: None,
         }
     }
@@ -155,6 +157,22 @@ impl Builder {
     /// (`false`, as pottery-semaphore does). Default: `false`.
     pub fn raise_on_redis_errors(mut self, raise: bool) -> Self {
         self.raise_on_redis_errors = raise;
+        self
+    }
+
+    /// Whether waiters are served first come, first served across processes (`true`, the
+    /// default) or whoever asks first after a release wins (`false`).
+    ///
+    /// Fair waiting keeps a queue of waiting permit ids in Redis, updated by the same
+    /// script as the grant: a freed slot is kept for the waiters at the head of the queue,
+    /// and the release wakes exactly those. A waiter keeps its place by asking again at
+    /// least every [`WAITER_LEASE`](crate::WAITER_LEASE) / 4; one that crashed or gave up
+    /// drops out after at most a waiter lease. Without fairness, every waiting process
+    /// tries after each release and the fastest wins, which can starve a slow one.
+    ///
+    /// Every handle of one semaphore should agree: an unfair handle does not wait in line.
+    pub fn fair(mut self, fair: bool) -> Self {
+        self.fair = fair;
         self
     }
 
@@ -247,6 +265,7 @@ impl Builder {
             self.lease,
             self.bounded,
             self.raise_on_redis_errors,
+            self.fair,
         ))
     }
 }

@@ -9,6 +9,7 @@ mod quorum;
 mod scripts;
 mod semaphore;
 mod wait;
+mod wake;
 
 pub mod blocking;
 
@@ -16,6 +17,7 @@ pub use builder::{Builder, IntoMaster, MAX_LEASE, MAX_NAME_LEN};
 pub use error::{Error, MasterFailure, Result};
 pub use permit::Permit;
 pub use semaphore::AsyncSemaphore;
+pub use wait::WAITER_LEASE;
 
 /// The re-exported `redis` crate, for [`redis::Client`] and [`redis::ConnectionInfo`].
 pub use redis;

@@ -10,12 +10,14 @@ use redis::{FromRedisValue, RetryMethod, Script};
 
 use crate::error::Error;
 use crate::scripts::Keys;
+use crate::wake::{Listener, Subscriber};
 
 /// A master and its connection. Cheap to clone: the connection is shared and reconnects
 /// in the background after it drops.
 #[derive(Clone)]
 pub(crate) struct Master {
     name: String,
+    client: redis::Client,
     conn: ConnectionManager,
     timeout: Duration,
 }
@@ -39,14 +41,16 @@ impl Master {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(5))
             .set_max_delay(timeout);
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|source| {
-            Error::Redis {
-                master: name.clone(),
-                source,
-            }
-        })?;
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|source| {
+                Error::Redis {
+                    master: name.clone(),
+                    source,
+                }
+            })?;
         Ok(Master {
             name,
+            client,
             conn,
             timeout,
         })
@@ -54,6 +58,13 @@ impl Master {
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Listens to `channel` on this master's shared subscriber connection.
+    pub(crate) async fn listen(&self, channel: &str) -> Option<Listener> {
+        Subscriber::for_master(&self.client, self.timeout)
+            .subscribe(channel)
+            .await
     }
 
     /// Runs one script on this master, bounded by the request timeout (which also covers

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use crate::error::{Error, MasterFailure};
 use crate::master::Master;
 use crate::scripts::{self, Acquired, Keys, Status};
+use crate::wake::Listener;
 
 /// Script arguments, each turned into its wire form (a slice becomes one argument per item).
 macro_rules! args {
@@ -40,6 +41,17 @@ pub(crate) struct Quorum {
     permits: u32,
 }
 
+/// How an acquire attempt treats a fair semaphore's waiter queue (the script's `fair`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queue {
+    /// An unfair handle: grant whatever is free.
+    Ignore = 0,
+    /// Wait in line: join the queue (or keep the place) when not granted.
+    Join = 1,
+    /// A try: respect the queue, but do not join it.
+    Respect = 2,
+}
+
 /// One master's grant in an acquire round.
 struct Grant {
     master: usize,
@@ -54,6 +66,20 @@ impl Quorum {
             keys: Keys::new(name),
             permits,
         }
+    }
+
+    /// Listens to the semaphore's wake-ups on every master that can be reached.
+    pub(crate) async fn listen(&self) -> Vec<Listener> {
+        let channel = self.keys.channel();
+        join_all(self.masters.iter().map(|m| m.listen(&channel)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.masters.len()
     }
 
     /// Masters that must agree: a majority.
@@ -154,12 +180,18 @@ impl Quorum {
         k: u32,
         lease: Duration,
         deadline: Instant,
+        queue: Queue,
     ) -> Result<Acquired, Error> {
+        let args = args![
+            self.permits,
+            id,
+            k,
+            millis(lease),
+            queue as u8,
+            millis(crate::WAITER_LEASE)
+        ];
         let replies = self
-            .on_all::<Vec<i64>>(
-                &scripts::ACQUIRE,
-                &args![self.permits, id, k, millis(lease)],
-            )
+            .on_all::<Vec<i64>>(&scripts::ACQUIRE, &args)
             .await
             .into_iter()
             .map(|(i, reply)| {

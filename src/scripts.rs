@@ -28,14 +28,20 @@ pub(crate) static GROW: LazyLock<Script> = script!("grow.lua");
 /// The keys of one semaphore, in the order the scripts take them. They share the hash tag
 /// `{name}`, so on a cluster they live on one shard.
 #[derive(Debug, Clone)]
-pub(crate) struct Keys([String; 4]);
+pub(crate) struct Keys([String; 6]);
 
 impl Keys {
     pub(crate) fn new(name: &str) -> Self {
         Keys(
-            ["config", "leases", "free", "state"]
+            ["config", "leases", "free", "state", "queue", "waiters"]
                 .map(|part| format!("semaphore:{{{name}}}:{part}")),
         )
+    }
+
+    /// The channel the scripts publish wake-ups on (not a key, but named like one).
+    pub(crate) fn channel(&self) -> String {
+        let config = &self.0[0];
+        format!("{}wake", &config[..config.len() - "config".len()])
     }
 
     pub(crate) fn as_slice(&self) -> &[String] {
@@ -104,6 +110,7 @@ mod tests {
     fn keys_share_one_hash_tag() {
         let keys = Keys::new("jobs");
         assert_eq!(keys.as_slice()[0], "semaphore:{jobs}:config");
+        assert_eq!(keys.channel(), "semaphore:{jobs}:wake");
         assert!(
             keys.as_slice()
                 .iter()

@@ -13,9 +13,11 @@ use crate::builder::Builder;
 use crate::error::Error;
 use crate::lease::LeaseState;
 use crate::permit::Permit;
+use crate::quorum::Queue;
 use crate::quorum::Quorum;
 use crate::scripts::Acquired;
-use crate::wait::Backoff;
+use crate::wait::{Backoff, wake_pause};
+use crate::wake::Listener;
 
 /// What renewals and background releases need: no handle-level state, so a running
 /// renewal never keeps a dropped handle's detached permits alive.
@@ -76,11 +78,36 @@ pub(crate) struct Shared {
     pub(crate) permits: u32,
     pub(crate) bounded: bool,
     pub(crate) raise_on_redis_errors: bool,
+    pub(crate) fair: bool,
     detached: Mutex<VecDeque<Detached>>,
+    /// The line of this handle's waiters: its holder is the one that asks the masters.
+    turn: tokio::sync::Mutex<()>,
+    /// Wake-up listeners on every master, made at the first wait.
+    listeners: Mutex<Option<Arc<Vec<Listener>>>>,
     runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
+    /// This handle's wake-up listeners; kept once every master has one.
+    async fn listeners(&self) -> Arc<Vec<Listener>> {
+        if let Some(listeners) = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return listeners;
+        }
+        let listeners = Arc::new(self.core.quorum.listen().await);
+        if listeners.len() == self.core.quorum.len() {
+            *self
+                .listeners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&listeners));
+        }
+        listeners
+    }
+
     pub(crate) fn push_detached(&self, detached: Detached) {
         self.detached
             .lock()
@@ -208,6 +235,7 @@ impl AsyncSemaphore {
         lease: Duration,
         bounded: bool,
         raise_on_redis_errors: bool,
+        fair: bool,
     ) -> Self {
         let core = Arc::new(Core {
             quorum: Arc::new(quorum),
@@ -220,7 +248,10 @@ impl AsyncSemaphore {
             permits,
             bounded,
             raise_on_redis_errors,
+            fair,
             detached: Mutex::new(VecDeque::new()),
+            turn: tokio::sync::Mutex::new(()),
+            listeners: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
         };
         AsyncSemaphore {
@@ -295,9 +326,30 @@ impl AsyncSemaphore {
         self.acquire_inner(k, wait).await
     }
 
-    async fn acquire_inner(&self, k: u32, wait: Wait) -> Result<Option<Permit>, Error> {
+    async fn acquire_inner(&self, k: u32, mut wait: Wait) -> Result<Option<Permit>, Error> {
         self.check_count(k)?;
-        let core = &self.shared.core;
+        let shared = &self.shared;
+        let core = &shared.core;
+        // Waiters of this handle line up here, first come first served, and only the head
+        // asks the masters: a release wakes this process once, not each of its tasks. A
+        // try does not line up; neither does an attempt whose time ran out in the line
+        // (at least one attempt is made).
+        let _turn = match wait {
+            Wait::No => None,
+            Wait::Forever => Some(shared.turn.lock().await),
+            Wait::Until(until) => match tokio::time::timeout_at(until, shared.turn.lock()).await {
+                Ok(turn) => Some(turn),
+                Err(_) => {
+                    wait = Wait::No;
+                    None
+                }
+            },
+        };
+        let queue = match (shared.fair, wait) {
+            (false, _) => Queue::Ignore,
+            (true, Wait::No) => Queue::Respect,
+            (true, _) => Queue::Join,
+        };
         let id = new_id();
         let runtime = tokio::runtime::Handle::current();
         let mut guard = AcquireGuard {
@@ -307,6 +359,7 @@ impl AsyncSemaphore {
             armed: false,
         };
         let mut backoff = Backoff::new();
+        let mut listeners: Option<Arc<Vec<Listener>>> = None;
         // Set once an attempt failed without a reply: it may still be granted later (a
         // request stuck on a dropped connection), so the guard stays armed from then on.
         let mut uncertain = false;
@@ -316,38 +369,58 @@ impl AsyncSemaphore {
             let notified = core.released.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let mut wakeups: Vec<_> = listeners
+                .iter()
+                .flat_map(|l| l.iter().map(Listener::receiver))
+                .collect();
 
             let started = Instant::now();
             guard.armed = true;
             let deadline = started + crate::lease::validity(core.lease);
-            let hint = match core.quorum.acquire(&id, k, core.lease, deadline).await {
+            let attempt = core
+                .quorum
+                .acquire(&id, k, core.lease, deadline, queue)
+                .await;
+            let pause = match attempt {
                 Ok(Acquired::Granted { token, slots }) => {
                     guard.armed = false;
-                    let shared = Arc::clone(&self.shared);
+                    let shared = Arc::clone(shared);
                     let id = id.clone();
                     return Ok(Some(Permit::new(
                         shared, id, token, slots, started, runtime,
                     )));
                 }
                 Ok(Acquired::Busy { wait_ms }) => {
-                    guard.armed = uncertain;
-                    wait_ms.map(Duration::from_millis)
+                    // A queued waiter leaves the queue if it gives up.
+                    guard.armed = uncertain || queue == Queue::Join;
+                    if listeners.is_none() && !matches!(wait, Wait::No) {
+                        // First time busy: listen for wake-ups, then ask again at once, in
+                        // case a release came before the subscription did.
+                        listeners = Some(shared.listeners().await);
+                        continue;
+                    }
+                    match wait_ms {
+                        Some(ms) => wake_pause(Duration::from_millis(ms)),
+                        // Masters that disagreed, or nothing held: a short random pause.
+                        None => backoff.delay(None),
+                    }
                 }
-                Err(error) if error.is_transient() && !self.shared.raise_on_redis_errors => {
+                Err(error) if error.is_transient() && !shared.raise_on_redis_errors => {
                     uncertain = true;
-                    None
+                    backoff.delay(None)
                 }
                 Err(error) => return Err(error),
             };
-            let wake = Instant::now() + backoff.delay(hint);
+            let wake = Instant::now() + pause;
             let wake = match wait {
                 Wait::No => return Ok(None),
                 Wait::Forever => wake,
-                Wait::Until(deadline) if Instant::now() >= deadline => return Ok(None),
-                Wait::Until(deadline) => wake.min(deadline),
+                Wait::Until(until) if Instant::now() >= until => return Ok(None),
+                Wait::Until(until) => wake.min(until),
             };
             tokio::select! {
                 _ = &mut notified => {}
+                _ = crate::wake::woken(&mut wakeups, &id) => {}
                 _ = sleep_until(wake) => {}
             }
         }

@@ -1,13 +1,26 @@
 //! How a waiter spaces its attempts.
 //!
-//! A release in this process wakes local waiters at once (a [`tokio::sync::Notify`]);
-//! releases elsewhere are found by trying again after a short jittered backoff, or
-//! as soon as the earliest lease that the failed attempt reported expires, whichever
-//! comes first.
+//! A waiter sleeps until a wake-up: a release by this handle (a [`tokio::sync::Notify`]),
+//! or one published by a script that freed a slot ([`crate::wake`]). Expired leases are
+//! not events, so it also wakes when the earliest lease its attempt saw expires, and at
+//! the latest after [`WAKE_CAP`] in case a message was missed. Errors and masters that
+//! granted different slots are retried after a short jittered backoff.
 
 use std::time::Duration;
 
-/// First pause after a busy reply.
+/// Longest sleep of a waiter without a wake-up.
+pub(crate) const WAKE_CAP: Duration = Duration::from_millis(250);
+
+/// How long a queued waiter keeps its place in a fair semaphore's queue without asking
+/// again: four times the longest sleep, so a live waiter never loses it.
+pub const WAITER_LEASE: Duration = Duration::from_millis(1000);
+
+/// The sleep after a busy reply whose earliest lease expires in `hint`.
+pub(crate) fn wake_pause(hint: Duration) -> Duration {
+    (hint + Duration::from_millis(1)).min(WAKE_CAP)
+}
+
+/// First pause after a failed attempt.
 const FIRST: Duration = Duration::from_millis(2);
 /// Longest pause between two attempts.
 const CAP: Duration = Duration::from_millis(50);

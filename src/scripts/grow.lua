@@ -7,4 +7,6 @@ local n = tonumber(ARGV[2])
 if limit + n > 4294967295 then
   error({ err = 'SEMLIMIT cannot add ' .. n .. ' permits to ' .. limit .. ': the most is 4294967295' })
 end
-return redis.call('HINCRBY', CONFIG, 'limit', n)
+local grown = redis.call('HINCRBY', CONFIG, 'limit', n)
+wake(now_ms(), grown, true)
+return grown

@@ -73,6 +73,7 @@ end
 if #held == 0 then
   redis.call('HDEL', STATE, 'i:' .. id, 't:' .. id)
   reset_if_idle()
+  wake(now, limit, false)
   return {}
 end
 redis.call('HSET', STATE, 'i:' .. id, table.concat(held, ','), 't:' .. id, token)
@@ -80,6 +81,7 @@ if tonumber(redis.call('HGET', CONFIG, 'token')) < token then
   redis.call('HSET', CONFIG, 'token', token)
 end
 touch()
+wake(now, limit, false)
 local reply = {}
 for i, slot in ipairs(held) do
   reply[i] = tonumber(slot)

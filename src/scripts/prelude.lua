@@ -10,7 +10,13 @@
 --                       s:<slot>  id of the permit holding the slot
 --                       i:<id>    that permit's slots on this master, "3,7"
 --                       t:<id>    that permit's fencing token
+-- KEYS[5] queue   zset: member = waiting permit id, score = arrival order (fair waiting)
+-- KEYS[6] waiters zset: member = waiting permit id, score = waiter lease expiry (ms)
 -- ARGV[1]         the permit count the caller's handle was built with
+--
+-- Wake-ups: a script that frees a slot publishes on the channel `semaphore:{name}:wake`
+-- the ids of the queued waiters that the free slots are kept for (the head of the queue),
+-- or an empty message when nobody is queued (anyone may try).
 --
 -- Invariants kept by every script:
 -- * a slot is held iff it is a member of `leases`; the free slots below `limit` are the
@@ -23,9 +29,15 @@
 --   is paid once per expired lease.
 
 local CONFIG, LEASES, FREE, STATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local QUEUE, WAITERS = KEYS[5], KEYS[6]
+-- 'semaphore:{name}:config' -> 'semaphore:{name}:wake'
+local CHANNEL = string.sub(CONFIG, 1, -7) .. 'wake'
+-- Set when this script freed a slot: it publishes a wake-up before it returns.
+local freed_any = false
 
--- Checks every key's type before anything is written: a key that holds something else is
--- an error, never overwritten.
+-- Checks the lease keys' types before anything is written: a key that holds something else
+-- is an error, never overwritten. The queue keys are read before they are written, so the
+-- server's own WRONGTYPE stops a script there.
 local EXPECTED = { 'hash', 'zset', 'zset', 'hash' }
 for i = 1, 4 do
   local found = redis.call('TYPE', KEYS[i])['ok']
@@ -71,6 +83,7 @@ local function free_slots(id, only)
       redis.call('HDEL', STATE, 's:' .. slot)
       redis.call('ZADD', FREE, slot, slot)
       freed = freed + 1
+      freed_any = true
     else
       kept[#kept + 1] = slot
     end
@@ -111,6 +124,7 @@ local function reclaim(now)
     else
       redis.call('ZREM', LEASES, slot)
       redis.call('ZADD', FREE, slot, slot)
+      freed_any = true
     end
   end
   reset_if_idle()
@@ -148,3 +162,34 @@ local function free_count(limit)
   return redis.call('ZCOUNT', FREE, '-inf', '(' .. limit) + math.max(0, limit - next_slot)
 end
 
+
+-- Drops queued waiters whose waiter lease ran out (a crashed or cancelled waiter never
+-- holds up the queue for longer than its waiter lease), at most 100 per call.
+local function drop_dead_waiters(now)
+  local dead = redis.call('ZRANGEBYSCORE', WAITERS, '-inf', now, 'LIMIT', 0, 100)
+  if #dead > 0 then
+    redis.call('ZREM', WAITERS, unpack(dead))
+    redis.call('ZREM', QUEUE, unpack(dead))
+  end
+end
+
+-- Takes `id` off the waiter queue; true if it was queued.
+local function dequeue(id)
+  redis.call('ZREM', WAITERS, id)
+  return redis.call('ZREM', QUEUE, id) == 1
+end
+
+-- Publishes a wake-up if this script freed a slot (or `force`): the ids of the live
+-- waiters at the head of the queue, as many as there are free slots, or an empty message.
+local function wake(now, limit, force)
+  if not (freed_any or force) then
+    return
+  end
+  drop_dead_waiters(now)
+  local free = free_count(limit)
+  if free == 0 then
+    return
+  end
+  local ids = redis.call('ZRANGE', QUEUE, 0, free - 1)
+  redis.call('PUBLISH', CHANNEL, table.concat(ids, ' '))
+end

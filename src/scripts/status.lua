@@ -9,6 +9,7 @@
 local limit = load_config()
 local now = now_ms()
 reclaim(now)
+wake(now, limit, false)
 local reply = { free_count(limit), limit, redis.call('ZCARD', LEASES), earliest_wait(now) }
 if ARGV[2] == '1' then
   for _, slot in ipairs(redis.call('ZRANGE', LEASES, 0, -1)) do
