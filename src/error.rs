@@ -84,13 +84,18 @@ pub enum Error {
 pub struct MasterFailure {
     /// The master, as `host:port`.
     pub master: String,
-    /// What it answered, or that it timed out.
-    pub error: redis::RedisError,
+    /// What went wrong there: usually [`Error::Redis`] (an error reply, or no reply within
+    /// the request timeout), but also [`Error::WrongType`] or [`Error::ConfigMismatch`]
+    /// when only some masters hold something unexpected.
+    pub error: Box<Error>,
 }
 
 impl fmt::Display for MasterFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.master, self.error)
+        match &*self.error {
+            Error::Redis { source, .. } => write!(f, "{}: {source}", self.master),
+            other => write!(f, "{}: {other}", self.master),
+        }
     }
 }
 
@@ -118,9 +123,9 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Redis { source, .. } => crate::master::is_transient(source),
-            Error::Quorum { failures, .. } => failures
-                .iter()
-                .all(|f| crate::master::is_transient(&f.error)),
+            Error::Quorum { failures, .. } => {
+                !failures.is_empty() && failures.iter().all(|f| f.error.is_transient())
+            }
             _ => false,
         }
     }

@@ -110,7 +110,7 @@ async fn renew(quorum: Arc<Quorum>, lease: Duration, state: Arc<LeaseState>, gra
         let started = Instant::now();
         let slots = state.slots();
         tokio::select! {
-            renewed = quorum.refresh(&state.id, &slots, state.token, lease) => match renewed {
+            renewed = quorum.refresh(&state.id, &slots, state.token, lease, || state.slots()) => match renewed {
                 Ok(true) => {
                     state.extend(started + validity(lease));
                     next = started + period;

@@ -167,8 +167,11 @@ impl Drop for Permit {
             return;
         }
         self.renewal.abort();
-        self.shared
-            .core
-            .release_in_background(&self.runtime, self.state.id.clone(), Vec::new());
+        self.shared.core.release_in_background(
+            &self.runtime,
+            self.state.id.clone(),
+            String::new(),
+            Vec::new(),
+        );
     }
 }

@@ -52,6 +52,31 @@ pub(crate) enum Queue {
     Respect = 2,
 }
 
+/// One acquire attempt: who asks, for how many slots, and from which waiter line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ask<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) k: u32,
+    pub(crate) queue: Queue,
+    /// The handle's waiter line.
+    pub(crate) line: &'a str,
+    /// More waiters stand in that line behind this one.
+    pub(crate) more: bool,
+}
+
+/// What an acquire attempt came to.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    /// Granted, or busy (with the earliest expiry when known; without it, the masters
+    /// disagreed and everything was given back).
+    pub(crate) outcome: Acquired,
+    /// Each master's script stamp (its time in microseconds), when it answered.
+    pub(crate) stamps: Vec<Option<u64>>,
+    /// Some master did not answer: it may still grant this id later, so whoever gives up
+    /// on the id must release it there.
+    pub(crate) unanswered: bool,
+}
+
 /// One master's grant in an acquire round.
 struct Grant {
     master: usize,
@@ -68,13 +93,15 @@ impl Quorum {
         }
     }
 
-    /// Listens to the semaphore's wake-ups on every master that can be reached.
-    pub(crate) async fn listen(&self) -> Vec<Listener> {
+    /// Listens to the semaphore's wake-ups on every master that can be reached, each
+    /// with its master's index.
+    pub(crate) async fn listen(&self) -> Vec<(usize, Listener)> {
         let channel = self.keys.channel();
         join_all(self.masters.iter().map(|m| m.listen(&channel)))
             .await
             .into_iter()
-            .flatten()
+            .enumerate()
+            .filter_map(|(i, listener)| Some((i, listener?)))
             .collect()
     }
 
@@ -124,9 +151,8 @@ impl Quorum {
         self.on(0..self.masters.len(), script, args).await
     }
 
-    /// Splits replies into answers and failures; a failure that waiting cannot fix (a
-    /// wrong key type, a mismatched count, a refused password) comes back as the error.
-    fn sort_out<T>(&self, replies: Vec<(usize, Result<T, Error>)>) -> Result<Answers<T>, Error> {
+    /// Splits replies into answers and failures.
+    fn sort_out<T>(&self, replies: Vec<(usize, Result<T, Error>)>) -> Answers<T> {
         let mut answers = Answers {
             ok: Vec::new(),
             failures: Vec::new(),
@@ -134,30 +160,38 @@ impl Quorum {
         for (i, reply) in replies {
             match reply {
                 Ok(value) => answers.ok.push((i, value)),
-                Err(error) if error.is_transient() => answers.failures.push(error),
-                Err(error) => return Err(error),
+                Err(error) => answers.failures.push((i, error)),
             }
         }
-        Ok(answers)
+        answers
     }
 
-    /// The error when too few masters answered: the master's own error with one master,
-    /// each master's failure with several.
-    fn no_quorum(&self, mut failures: Vec<Error>) -> Error {
+    /// The answers if a majority of the masters gave one, else the error: the master's
+    /// own error with one master, each master's failure with several. A minority's
+    /// failures, even ones that waiting cannot fix (a wrong key type there, a full
+    /// server), do not stop the majority.
+    fn majority<T>(&self, replies: Vec<(usize, Result<T, Error>)>) -> Result<Answers<T>, Error> {
+        let answers = self.sort_out(replies);
+        if answers.ok.len() >= self.needed() {
+            Ok(answers)
+        } else {
+            Err(self.no_quorum(answers.failures))
+        }
+    }
+
+    /// The error when too few masters answered.
+    fn no_quorum(&self, mut failures: Vec<(usize, Error)>) -> Error {
         if !self.several() && failures.len() == 1 {
-            return failures.remove(0);
+            return failures.remove(0).1;
         }
         Error::Quorum {
             needed: self.needed(),
             masters: self.masters.len(),
             failures: failures
                 .into_iter()
-                .filter_map(|failure| match failure {
-                    Error::Redis { master, source } => Some(MasterFailure {
-                        master,
-                        error: source,
-                    }),
-                    _ => None,
+                .map(|(i, error)| MasterFailure {
+                    master: self.masters[i].name().to_string(),
+                    error: Box::new(error),
                 })
                 .collect(),
         }
@@ -176,19 +210,20 @@ impl Quorum {
     /// tries again after a random delay (`Busy` without a hint).
     pub(crate) async fn acquire(
         &self,
-        id: &str,
-        k: u32,
+        ask: &Ask<'_>,
         lease: Duration,
         deadline: Instant,
-        queue: Queue,
-    ) -> Result<Acquired, Error> {
+    ) -> Result<Attempt, Error> {
+        let Ask { id, k, .. } = *ask;
         let args = args![
             self.permits,
             id,
             k,
             millis(lease),
-            queue as u8,
-            millis(crate::WAITER_LEASE)
+            ask.queue as u8,
+            millis(crate::WAITER_LEASE),
+            ask.line,
+            u8::from(ask.more)
         ];
         let replies = self
             .on_all::<Vec<i64>>(&scripts::ACQUIRE, &args)
@@ -201,10 +236,16 @@ impl Quorum {
                 (i, parsed)
             })
             .collect();
-        let answers = self.sort_out(replies)?;
+        let answers = self.sort_out(replies);
+        let mut attempt = Attempt {
+            outcome: Acquired::Busy { wait_ms: None },
+            stamps: vec![None; self.masters.len()],
+            unanswered: !answers.failures.is_empty(),
+        };
         let mut grants = Vec::new();
         let mut wait_ms: Option<u64> = None;
-        for (master, answer) in answers.ok {
+        for (master, (answer, stamp)) in answers.ok {
+            attempt.stamps[master] = Some(stamp);
             match answer {
                 Acquired::Granted { token, slots } => grants.push(Grant {
                     master,
@@ -217,8 +258,7 @@ impl Quorum {
                 Acquired::Busy { wait_ms: None } => {}
             }
         }
-        let failed = answers.failures.len();
-        if failed > self.masters.len() - self.needed() {
+        if answers.failures.len() > self.masters.len() - self.needed() {
             self.release_grants(&grants, id).await;
             return Err(self.no_quorum(answers.failures));
         }
@@ -226,7 +266,8 @@ impl Quorum {
         let kept = self.majority_slots(grants.iter().map(|g| g.slots.as_slice()), k as usize);
         if kept.len() < k as usize {
             self.release_grants(&grants, id).await;
-            return Ok(Acquired::Busy { wait_ms });
+            attempt.outcome = Acquired::Busy { wait_ms };
+            return Ok(attempt);
         }
         let token = grants
             .iter()
@@ -249,9 +290,10 @@ impl Quorum {
             .all(|s| holding.iter().filter(|h| h.contains(s)).count() >= self.needed());
         if !kept_everywhere || Instant::now() >= deadline {
             self.release_grants(&grants, id).await;
-            return Ok(Acquired::Busy { wait_ms: None });
+            return Ok(attempt);
         }
-        Ok(Acquired::Granted { token, slots: kept })
+        attempt.outcome = Acquired::Granted { token, slots: kept };
+        Ok(attempt)
     }
 
     /// The lowest `k` slots held by at least a majority of `holdings`.
@@ -283,7 +325,7 @@ impl Quorum {
             self.on::<u32>(
                 grants.iter().map(|g| g.master),
                 &scripts::RELEASE,
-                &args![self.permits, id],
+                &args![self.permits, id, ""],
             )
             .await;
         }
@@ -326,41 +368,34 @@ impl Quorum {
         slots: &[u32],
         token: u64,
         lease: Duration,
+        current: impl Fn() -> Vec<u32>,
     ) -> Result<bool, Error> {
         let replies = self
             .hold_on(0..self.masters.len(), id, slots, token, lease)
             .await;
-        let mut held = Vec::new();
-        let mut failures = Vec::new();
-        for (_, reply) in replies {
-            match reply {
-                Ok(h) => held.push(h),
-                Err(error) => failures.push(error),
-            }
-        }
-        let holders = |slot: &u32| held.iter().filter(|h| h.contains(slot)).count();
+        let answers = self.sort_out(replies);
+        let unknown = answers.failures.len();
+        let holders = |slot: &u32| answers.ok.iter().filter(|(_, h)| h.contains(slot)).count();
+        // Judged on the slots the permit holds now: a partial release may have overtaken
+        // this renewal on some master.
+        let slots = current();
         if slots.iter().all(|s| holders(s) >= self.needed()) {
             return Ok(true);
         }
-        if slots
-            .iter()
-            .any(|s| holders(s) + failures.len() < self.needed())
-        {
+        if slots.iter().any(|s| holders(s) + unknown < self.needed()) {
             return Ok(false);
         }
-        Err(self.no_quorum(failures))
+        Err(self.no_quorum(answers.failures))
     }
 
-    /// Frees `slots` of `id` (all of them when empty) on every master; returns the most
-    /// that any master freed (0: no master knew the permit any more).
-    pub(crate) async fn release(&self, id: &str, slots: &[u32]) -> Result<u32, Error> {
+    /// Frees `slots` of `id` (all of them when empty) on every master, and takes waiter
+    /// `line` off the queue unless it is empty; returns the most that any master freed (0:
+    /// no master knew the permit any more).
+    pub(crate) async fn release(&self, id: &str, line: &str, slots: &[u32]) -> Result<u32, Error> {
         let replies = self
-            .on_all::<u32>(&scripts::RELEASE, &args![self.permits, id, slots])
+            .on_all::<u32>(&scripts::RELEASE, &args![self.permits, id, line, slots])
             .await;
-        let answers = self.sort_out(replies)?;
-        if answers.ok.len() < self.needed() {
-            return Err(self.no_quorum(answers.failures));
-        }
+        let answers = self.majority(replies)?;
         Ok(answers.ok.iter().map(|(_, n)| *n).max().unwrap_or(0))
     }
 
@@ -380,10 +415,7 @@ impl Quorum {
                 (i, parsed)
             })
             .collect();
-        let answers = self.sort_out(replies)?;
-        if answers.ok.len() < self.needed() {
-            return Err(self.no_quorum(answers.failures));
-        }
+        let answers = self.majority(replies)?;
         let mut statuses: Vec<Status> = answers.ok.into_iter().map(|(_, s)| s).collect();
         if !self.several() {
             return Ok(statuses.remove(0));
@@ -407,10 +439,7 @@ impl Quorum {
         let replies = self
             .on_all::<u32>(&scripts::GROW, &args![self.permits, n])
             .await;
-        let answers = self.sort_out(replies)?;
-        if answers.ok.len() < self.needed() {
-            return Err(self.no_quorum(answers.failures));
-        }
+        let answers = self.majority(replies)?;
         Ok(answers.ok.iter().map(|(_, l)| *l).max().unwrap_or(0))
     }
 
@@ -428,10 +457,10 @@ impl Quorum {
     }
 }
 
-/// Replies sorted out: the masters that answered, and the transient failures.
+/// Replies sorted out: the masters that answered, and those that failed.
 struct Answers<T> {
     ok: Vec<(usize, T)>,
-    failures: Vec<Error>,
+    failures: Vec<(usize, Error)>,
 }
 
 /// A lease in whole milliseconds, at least 1.

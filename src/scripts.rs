@@ -59,15 +59,22 @@ pub(crate) enum Acquired {
 }
 
 impl Acquired {
-    pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
+    /// One master's reply, and the script's stamp (its time in microseconds).
+    pub(crate) fn parse(reply: &[i64]) -> Option<(Self, u64)> {
         match reply {
-            [1, token, _lease, slots @ ..] if !slots.is_empty() => Some(Acquired::Granted {
-                token: u64::try_from(*token).ok()?,
-                slots: slots_of(slots)?,
-            }),
-            [0, wait] => Some(Acquired::Busy {
-                wait_ms: u64::try_from(*wait).ok(),
-            }),
+            [1, token, stamp, slots @ ..] if !slots.is_empty() => Some((
+                Acquired::Granted {
+                    token: u64::try_from(*token).ok()?,
+                    slots: slots_of(slots)?,
+                },
+                u64::try_from(*stamp).ok()?,
+            )),
+            [0, wait, stamp] => Some((
+                Acquired::Busy {
+                    wait_ms: u64::try_from(*wait).ok(),
+                },
+                u64::try_from(*stamp).ok()?,
+            )),
             _ => None,
         }
     }
@@ -122,19 +129,23 @@ mod tests {
     fn parses_replies() {
         assert_eq!(
             Acquired::parse(&[1, 7, 1000, 0, 2]),
-            Some(Acquired::Granted {
-                token: 7,
-                slots: vec![0, 2]
-            })
+            Some((
+                Acquired::Granted {
+                    token: 7,
+                    slots: vec![0, 2]
+                },
+                1000
+            ))
         );
         assert_eq!(
-            Acquired::parse(&[0, 15]),
-            Some(Acquired::Busy { wait_ms: Some(15) })
+            Acquired::parse(&[0, 15, 9]),
+            Some((Acquired::Busy { wait_ms: Some(15) }, 9))
         );
         assert_eq!(
-            Acquired::parse(&[0, -1]),
-            Some(Acquired::Busy { wait_ms: None })
+            Acquired::parse(&[0, -1, 9]),
+            Some((Acquired::Busy { wait_ms: None }, 9))
         );
+        assert_eq!(Acquired::parse(&[0, 15]), None);
         assert_eq!(Acquired::parse(&[1, 7, 1000]), None);
         assert_eq!(Acquired::parse(&[1, -7, 1000, 1]), None);
         assert_eq!(

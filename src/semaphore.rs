@@ -13,11 +13,17 @@ use crate::builder::Builder;
 use crate::error::Error;
 use crate::lease::LeaseState;
 use crate::permit::Permit;
-use crate::quorum::Queue;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use futures_util::future::select_all;
+use tokio::sync::broadcast;
+
 use crate::quorum::Quorum;
+use crate::quorum::{Ask, Queue};
 use crate::scripts::Acquired;
-use crate::wait::{Backoff, wake_pause};
+use crate::wait::{Backoff, WAKE_CAP, wake_pause};
 use crate::wake::Listener;
+use crate::wake::Wake;
 
 /// What renewals and background releases need: no handle-level state, so a running
 /// renewal never keeps a dropped handle's detached permits alive.
@@ -39,7 +45,7 @@ impl Core {
         slots: &[u32],
     ) -> Result<(), Error> {
         let was_valid = lease.is_valid();
-        let freed = self.quorum.release(&lease.id, slots).await?;
+        let freed = self.quorum.release(&lease.id, "", slots).await?;
         if freed == 0 || !was_valid {
             return Err(Error::PermitLost {
                 id: lease.id.clone(),
@@ -48,17 +54,19 @@ impl Core {
         Ok(())
     }
 
-    /// Releases `slots` of `id` (all when empty) without waiting; a failure is left to the
-    /// lease, which expires on its own.
+    /// Releases `slots` of `id` (all when empty) without waiting, and takes waiter `line`
+    /// off the queue when it is not empty; a failure is left to the leases, which expire
+    /// on their own.
     pub(crate) fn release_in_background(
         self: &Arc<Self>,
         runtime: &tokio::runtime::Handle,
         id: String,
+        line: String,
         slots: Vec<u32>,
     ) {
         let core = Arc::clone(self);
         runtime.spawn(async move {
-            let _ = core.quorum.release(&id, &slots).await;
+            let _ = core.quorum.release(&id, &line, &slots).await;
             core.released.notify_waiters();
         });
     }
@@ -80,34 +88,20 @@ pub(crate) struct Shared {
     pub(crate) raise_on_redis_errors: bool,
     pub(crate) fair: bool,
     detached: Mutex<VecDeque<Detached>>,
-    /// The line of this handle's waiters: its holder is the one that asks the masters.
-    turn: tokio::sync::Mutex<()>,
-    /// Wake-up listeners on every master, made at the first wait.
-    listeners: Mutex<Option<Arc<Vec<Listener>>>>,
+    /// The line of this handle's waiters: the holder of the lock is its head, the one that
+    /// asks the masters.
+    turn: tokio::sync::Mutex<Line>,
+    /// This handle's waiter line in a fair semaphore's queue: random, like a permit id.
+    line: String,
+    /// Waiters of this handle now (the head included).
+    waiting: AtomicUsize,
+    /// A granted head left the line's place in the queue to the next waiter, who then
+    /// waits for its turn to be published instead of asking at once.
+    line_queued: AtomicBool,
     runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
-    /// This handle's wake-up listeners; kept once every master has one.
-    async fn listeners(&self) -> Arc<Vec<Listener>> {
-        if let Some(listeners) = self
-            .listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        {
-            return listeners;
-        }
-        let listeners = Arc::new(self.core.quorum.listen().await);
-        if listeners.len() == self.core.quorum.len() {
-            *self
-                .listeners
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&listeners));
-        }
-        listeners
-    }
-
     pub(crate) fn push_detached(&self, detached: Detached) {
         self.detached
             .lock()
@@ -127,8 +121,12 @@ impl Drop for Shared {
         );
         for permit in detached {
             permit.renewal.abort();
-            self.core
-                .release_in_background(&self.runtime, permit.state.id.clone(), Vec::new());
+            self.core.release_in_background(
+                &self.runtime,
+                permit.state.id.clone(),
+                String::new(),
+                Vec::new(),
+            );
         }
     }
 }
@@ -185,18 +183,143 @@ enum Wait {
 /// A local guard in the `async fn` rather than a hand-written future with pin-project's
 /// `PinnedDrop`: dropping the future drops its live locals, so the guard runs at exactly
 /// the same moments, and the acquire stays ordinary async code.
+///
+/// A waiter of a fair semaphore that gives up (cancelled, or out of time) also hands its
+/// line's place in the queue on: to the next waiter of the line if there is one (who asks
+/// at once), or back to the queue if it was the last.
 struct AcquireGuard<'a> {
-    core: &'a Arc<Core>,
+    shared: &'a Arc<Shared>,
     id: &'a str,
     runtime: tokio::runtime::Handle,
     armed: bool,
+    queued: bool,
 }
 
 impl Drop for AcquireGuard<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            self.core
-                .release_in_background(&self.runtime, self.id.to_string(), Vec::new());
+        if !self.armed {
+            return;
+        }
+        let mut line = String::new();
+        if self.queued {
+            self.shared.line_queued.store(false, Ordering::Relaxed);
+            // Counts this waiter too: it leaves after the guard.
+            if self.shared.waiting.load(Ordering::Relaxed) <= 1 {
+                line.clone_from(&self.shared.line);
+            }
+        }
+        self.shared.core.release_in_background(
+            &self.runtime,
+            self.id.to_string(),
+            line,
+            Vec::new(),
+        );
+    }
+}
+
+/// Counts a waiter of the handle while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The line of a handle's waiters, held by the one at its head.
+#[derive(Debug, Default)]
+pub(crate) struct Line {
+    /// Wake-up listeners on every master, made at the first wait.
+    listeners: Option<Vec<Listener>>,
+    /// Their receivers, with their master: kept from head to head, so a wake-up published
+    /// between two heads is not lost.
+    wakeups: Vec<(usize, broadcast::Receiver<Wake>)>,
+    /// Per master, the stamp of the line's last answered request: wake-ups stamped before
+    /// it are stale (that request already saw what they announce).
+    seen: Vec<u64>,
+}
+
+impl Line {
+    fn listening(&self) -> bool {
+        self.listeners.is_some()
+    }
+
+    /// Listens for wake-ups on every master (confirmed by each before this returns);
+    /// kept once every master has answered.
+    async fn listen(&mut self, quorum: &Quorum) {
+        let listeners = quorum.listen().await;
+        self.wakeups = listeners
+            .iter()
+            .map(|(master, listener)| (*master, listener.receiver()))
+            .collect();
+        if listeners.len() == quorum.len() {
+            self.listeners = Some(listeners.into_iter().map(|(_, l)| l).collect());
+        }
+    }
+
+    /// Records the stamps of an answered request.
+    fn saw(&mut self, stamps: &[Option<u64>]) {
+        self.seen.resize(stamps.len(), 0);
+        for (seen, stamp) in self.seen.iter_mut().zip(stamps) {
+            if let Some(stamp) = stamp {
+                *seen = (*seen).max(*stamp);
+            }
+        }
+    }
+
+    fn fresh(&self, master: usize, wake: &str, line: &str) -> bool {
+        crate::wake::is_for(wake, line, self.seen.get(master).copied().unwrap_or(0))
+    }
+
+    /// Whether a fresh wake-up for `line` (or for anyone) arrived since it was last
+    /// looked at.
+    fn woken_meanwhile(&mut self, line: &str) -> bool {
+        let mut woken = false;
+        for i in 0..self.wakeups.len() {
+            loop {
+                let master = self.wakeups[i].0;
+                match self.wakeups[i].1.try_recv() {
+                    Ok(wake) => woken |= self.fresh(master, &wake, line),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => woken = true,
+                    Err(_) => break,
+                }
+            }
+        }
+        woken
+    }
+
+    /// Waits for a fresh wake-up for `line` (or for anyone); never returns when nothing
+    /// listens.
+    async fn woken(&mut self, line: &str) {
+        if self.wakeups.is_empty() {
+            return std::future::pending().await;
+        }
+        loop {
+            let (received, index, _) = select_all(
+                self.wakeups
+                    .iter_mut()
+                    .map(|(_, receiver)| Box::pin(receiver.recv())),
+            )
+            .await;
+            let master = self.wakeups[index].0;
+            match received {
+                Ok(wake) if self.fresh(master, &wake, line) => return,
+                // Stale, or kept for other lines.
+                Ok(_) => {}
+                // Fell behind: something was freed, try.
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                // The subscriber is gone: the caller's timer will do.
+                Err(broadcast::error::RecvError::Closed) => {
+                    return std::future::pending().await;
+                }
+            }
         }
     }
 }
@@ -212,7 +335,7 @@ impl Drop for PendingReleases<'_> {
     fn drop(&mut self) {
         for (state, slots) in self.left.drain(..) {
             self.core
-                .release_in_background(&self.runtime, state.id.clone(), slots);
+                .release_in_background(&self.runtime, state.id.clone(), String::new(), slots);
         }
     }
 }
@@ -250,8 +373,10 @@ impl AsyncSemaphore {
             raise_on_redis_errors,
             fair,
             detached: Mutex::new(VecDeque::new()),
-            turn: tokio::sync::Mutex::new(()),
-            listeners: Mutex::new(None),
+            turn: tokio::sync::Mutex::new(Line::default()),
+            line: new_id(),
+            waiting: AtomicUsize::new(0),
+            line_queued: AtomicBool::new(false),
             runtime: tokio::runtime::Handle::current(),
         };
         AsyncSemaphore {
@@ -330,11 +455,12 @@ impl AsyncSemaphore {
         self.check_count(k)?;
         let shared = &self.shared;
         let core = &shared.core;
+        let _waiting = Waiting::enter(&shared.waiting);
         // Waiters of this handle line up here, first come first served, and only the head
         // asks the masters: a release wakes this process once, not each of its tasks. A
         // try does not line up; neither does an attempt whose time ran out in the line
         // (at least one attempt is made).
-        let _turn = match wait {
+        let mut turn = match wait {
             Wait::No => None,
             Wait::Forever => Some(shared.turn.lock().await),
             Wait::Until(until) => match tokio::time::timeout_at(until, shared.turn.lock()).await {
@@ -350,18 +476,28 @@ impl AsyncSemaphore {
             (true, Wait::No) => Queue::Respect,
             (true, _) => Queue::Join,
         };
+        // A granted head put the line back in the queue for us: wait for its turn to be
+        // published, unless it already was.
+        let mut ask_now = true;
+        if let Some(line) = turn.as_deref_mut()
+            && queue == Queue::Join
+            && shared.line_queued.swap(false, Ordering::Relaxed)
+            && line.listening()
+        {
+            ask_now = line.woken_meanwhile(&shared.line);
+        }
         let id = new_id();
         let runtime = tokio::runtime::Handle::current();
         let mut guard = AcquireGuard {
-            core,
+            shared,
             id: &id,
             runtime: runtime.clone(),
             armed: false,
+            queued: !ask_now,
         };
         let mut backoff = Backoff::new();
-        let mut listeners: Option<Arc<Vec<Listener>>> = None;
-        // Set once an attempt failed without a reply: it may still be granted later (a
-        // request stuck on a dropped connection), so the guard stays armed from then on.
+        // Set once an attempt went unanswered by some master: it may still be granted
+        // there later (a request stuck on a paused master), so the guard stays armed.
         let mut uncertain = false;
         loop {
             // Registered before the attempt, so a release between the reply and the sleep
@@ -369,48 +505,72 @@ impl AsyncSemaphore {
             let notified = core.released.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let mut wakeups: Vec<_> = listeners
-                .iter()
-                .flat_map(|l| l.iter().map(Listener::receiver))
-                .collect();
 
-            let started = Instant::now();
-            guard.armed = true;
-            let deadline = started + crate::lease::validity(core.lease);
-            let attempt = core
-                .quorum
-                .acquire(&id, k, core.lease, deadline, queue)
-                .await;
-            let pause = match attempt {
-                Ok(Acquired::Granted { token, slots }) => {
-                    guard.armed = false;
-                    let shared = Arc::clone(shared);
-                    let id = id.clone();
-                    return Ok(Some(Permit::new(
-                        shared, id, token, slots, started, runtime,
-                    )));
-                }
-                Ok(Acquired::Busy { wait_ms }) => {
-                    // A queued waiter leaves the queue if it gives up.
-                    guard.armed = uncertain || queue == Queue::Join;
-                    if listeners.is_none() && !matches!(wait, Wait::No) {
-                        // First time busy: listen for wake-ups, then ask again at once, in
-                        // case a release came before the subscription did.
-                        listeners = Some(shared.listeners().await);
-                        continue;
+            let pause = if !ask_now {
+                WAKE_CAP
+            } else {
+                let started = Instant::now();
+                guard.armed = true;
+                let deadline = started + crate::lease::validity(core.lease);
+                let more = shared.waiting.load(Ordering::Relaxed) > 1;
+                let ask = Ask {
+                    id: &id,
+                    k,
+                    queue,
+                    line: &shared.line,
+                    more,
+                };
+                match core.quorum.acquire(&ask, core.lease, deadline).await {
+                    Ok(attempt) => {
+                        uncertain |= attempt.unanswered;
+                        if let Some(line) = turn.as_deref_mut() {
+                            line.saw(&attempt.stamps);
+                        }
+                        match attempt.outcome {
+                            Acquired::Granted { token, slots } => {
+                                guard.armed = false;
+                                if queue == Queue::Join && more {
+                                    shared.line_queued.store(true, Ordering::Relaxed);
+                                }
+                                let shared = Arc::clone(shared);
+                                let id = id.clone();
+                                return Ok(Some(Permit::new(
+                                    shared, id, token, slots, started, runtime,
+                                )));
+                            }
+                            Acquired::Busy { wait_ms } => {
+                                // A queued waiter hands its place on if it gives up.
+                                guard.queued = queue == Queue::Join;
+                                guard.armed = uncertain || guard.queued;
+                                if let Some(line) = turn.as_deref_mut()
+                                    && !line.listening()
+                                {
+                                    // Busy before anyone listened: listen for wake-ups, then
+                                    // ask again at once, in case a release came before the
+                                    // subscription did.
+                                    line.listen(&core.quorum).await;
+                                    if line.listening() {
+                                        continue;
+                                    }
+                                }
+                                match wait_ms {
+                                    Some(ms) => wake_pause(Duration::from_millis(ms)),
+                                    // Masters that disagreed, or nothing held: a short
+                                    // random pause.
+                                    None => backoff.delay(None),
+                                }
+                            }
+                        }
                     }
-                    match wait_ms {
-                        Some(ms) => wake_pause(Duration::from_millis(ms)),
-                        // Masters that disagreed, or nothing held: a short random pause.
-                        None => backoff.delay(None),
+                    Err(error) if error.is_transient() && !shared.raise_on_redis_errors => {
+                        uncertain = true;
+                        guard.armed = true;
+                        backoff.delay(None)
                     }
+                    Err(error) => return Err(error),
                 }
-                Err(error) if error.is_transient() && !shared.raise_on_redis_errors => {
-                    uncertain = true;
-                    backoff.delay(None)
-                }
-                Err(error) => return Err(error),
             };
+            ask_now = true;
             let wake = Instant::now() + pause;
             let wake = match wait {
                 Wait::No => return Ok(None),
@@ -418,9 +578,16 @@ impl AsyncSemaphore {
                 Wait::Until(until) if Instant::now() >= until => return Ok(None),
                 Wait::Until(until) => wake.min(until),
             };
+            let woken = async {
+                match turn.as_deref_mut() {
+                    Some(line) => line.woken(&shared.line).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = &mut notified => {}
-                _ = crate::wake::woken(&mut wakeups, &id) => {}
+                // A fair waiter waits for its turn: the wake-up names its line.
+                _ = &mut notified, if !shared.fair => {}
+                _ = woken => {}
                 _ = sleep_until(wake) => {}
             }
         }

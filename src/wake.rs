@@ -1,8 +1,9 @@
 //! Wake-ups published by the scripts, received on one subscriber connection per master per
 //! process.
 //!
-//! A script that frees a slot publishes on `semaphore:{name}:wake`: the ids of the queued
-//! waiters the free slots are kept for, or an empty message when anyone may try. Every
+//! A script that frees a slot publishes on `semaphore:{name}:wake`: the queued waiter
+//! lines (one per handle) the free slots are kept for, or an empty message when anyone
+//! may try. Every
 //! handle of every semaphore in this process that talks to the same master shares one
 //! [`Subscriber`]: one connection and one task, which fans each message out to the
 //! handles subscribed to its channel. After the connection drops, the task reconnects,
@@ -15,11 +16,10 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use futures_util::future::select_all;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// A wake-up: the space-separated ids of the waiters the free slots are kept for, or empty
-/// when anyone may try.
+/// A wake-up: the publishing script's stamp, then the waiter lines the free slots are kept
+/// for (none: anyone may try), separated by spaces.
 pub(crate) type Wake = Arc<str>;
 
 /// How many wake-ups a slow waiter may fall behind before it just tries again.
@@ -159,24 +159,20 @@ impl Drop for Listener {
     }
 }
 
-/// Waits for a wake-up meant for `id` (or for anyone) on any of `receivers`; never returns
-/// when there are none.
-pub(crate) async fn woken(receivers: &mut [broadcast::Receiver<Wake>], id: &str) {
-    if receivers.is_empty() {
-        return std::future::pending().await;
+/// Whether wake-up `wake` ("stamp line line ...") is for waiter line `line` and fresh: it
+/// is stamped at or after `seen` (the stamp of the line's last answered request on that
+/// master, whose own wake-up may name the line), and it names `line` or no line at all
+/// (anyone may try). An empty wake-up (the subscriber reconnected) is for everyone.
+pub(crate) fn is_for(wake: &str, line: &str, seen: u64) -> bool {
+    let mut parts = wake.split(' ').filter(|p| !p.is_empty());
+    let Some(stamp) = parts.next() else {
+        return true;
+    };
+    if stamp.parse::<u64>().is_ok_and(|stamp| stamp < seen) {
+        return false;
     }
-    loop {
-        let (received, _, _) = select_all(receivers.iter_mut().map(|r| Box::pin(r.recv()))).await;
-        match received {
-            Ok(ids) if ids.is_empty() || ids.split(' ').any(|waiter| waiter == id) => return,
-            // Kept for other waiters.
-            Ok(_) => {}
-            // Fell behind: something was freed, try.
-            Err(broadcast::error::RecvError::Lagged(_)) => return,
-            // The subscriber is gone: the caller's timer will do.
-            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
-        }
-    }
+    let mut lines = parts.peekable();
+    lines.peek().is_none() || lines.any(|named| named == line)
 }
 
 /// The subscriber task: keeps one pub/sub connection up and fans messages out.
@@ -261,4 +257,18 @@ fn not_connected() -> redis::RedisError {
         "the subscriber connection is down",
     )
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_for;
+
+    #[test]
+    fn wake_ups_are_for_named_lines_and_fresh() {
+        assert!(is_for("", "a", 100), "a reconnect wakes everyone");
+        assert!(is_for("100", "a", 100), "no line named: anyone");
+        assert!(is_for("150 b a", "a", 100));
+        assert!(!is_for("150 b c", "a", 100), "kept for others");
+        assert!(!is_for("99 a", "a", 100), "stale");
+    }
 }

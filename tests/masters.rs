@@ -24,19 +24,30 @@ fn held_on(server: &Server) -> i64 {
 async fn masters_that_agree_grant_in_one_round_trip() {
     let servers = masters(3);
     let sem = sem_on(&servers, "m", 2).build().await.unwrap();
-    // Loads the scripts everywhere.
-    sem.acquire().await.unwrap().release().await.unwrap();
+    // Loads the scripts everywhere, and brings the token counters (each master started
+    // its own at its own clock) to one value.
+    let first = sem.acquire().await.unwrap();
+    let first_token = first.fencing_token();
+    first.release().await.unwrap();
     for server in &servers {
+        assert_eq!(
+            server.int(&["HGET", CONFIG, "token"]) as u64,
+            first_token,
+            "the first grant wrote its token back everywhere"
+        );
         server.cmd(&["CONFIG", "RESETSTAT"]);
     }
     let permit = sem.acquire().await.unwrap();
+    assert_eq!(permit.slots(), &[0]);
+    assert_eq!(permit.fencing_token(), first_token + 1);
     for server in &servers {
         assert_eq!(server.evalsha_calls(), 1, "one acquire per master");
         assert_eq!(held_on(server), 1);
-        assert_eq!(server.int(&["HGET", CONFIG, "token"]), 2);
+        assert_eq!(
+            server.int(&["HGET", CONFIG, "token"]) as u64,
+            permit.fencing_token()
+        );
     }
-    assert_eq!(permit.slots(), &[0]);
-    assert_eq!(permit.fencing_token(), 2);
     permit.release().await.unwrap();
     for server in &servers {
         assert_eq!(server.evalsha_calls(), 2, "one release per master");
@@ -84,20 +95,23 @@ async fn a_slot_held_on_one_master_only_is_settled() {
 #[tokio::test]
 async fn the_highest_token_is_written_back_to_the_majority() {
     let servers = masters(3);
-    // Master 1 has granted five times more than the others.
-    let lone = sem(&servers[0], "m", 1).build().await.unwrap();
-    for _ in 0..5 {
-        lone.acquire().await.unwrap().release().await.unwrap();
-    }
     let sem = sem_on(&servers, "m", 1).build().await.unwrap();
+    sem.acquire().await.unwrap().release().await.unwrap();
+    // Master 1 counts far ahead of the others (it granted while they were away).
+    servers[0].cmd(&["HINCRBY", CONFIG, "token", "1000"]);
+    let ahead = servers[0].int(&["HGET", CONFIG, "token"]) as u64;
     let permit = sem.acquire().await.unwrap();
-    assert_eq!(permit.fencing_token(), 6, "the highest of 6, 1, 1");
+    assert_eq!(
+        permit.fencing_token(),
+        ahead + 1,
+        "the highest of the grant"
+    );
     for server in &servers {
-        assert_eq!(server.int(&["HGET", CONFIG, "token"]), 6);
+        assert_eq!(server.int(&["HGET", CONFIG, "token"]) as u64, ahead + 1);
     }
     permit.release().await.unwrap();
     let next = sem.acquire().await.unwrap();
-    assert_eq!(next.fencing_token(), 7);
+    assert_eq!(next.fencing_token(), ahead + 2);
     next.release().await.unwrap();
 }
 
@@ -135,6 +149,33 @@ async fn tokens_rise_also_after_a_master_was_down() {
         grant(&mut last).await;
     }
     assert!(last >= 12, "{last}");
+}
+
+#[tokio::test]
+async fn tokens_keep_rising_through_a_rolling_restart() {
+    let mut servers = masters(3);
+    let lease = Duration::from_millis(300);
+    let sem = sem_on(&servers, "m", 1).lease(lease).build().await.unwrap();
+    let mut last = 0;
+    for (restarted, server) in servers.iter_mut().enumerate() {
+        for _ in 0..3 {
+            let permit = sem.acquire().await.unwrap();
+            assert!(
+                permit.fencing_token() > last,
+                "after restarting {restarted}"
+            );
+            last = permit.fencing_token();
+            permit.release().await.unwrap();
+        }
+        // Each master in turn, down for one lease, back empty: its token counter starts
+        // again from its clock, above anything it counted before.
+        server.kill();
+        tokio::time::sleep(lease).await;
+        server.restart();
+    }
+    let permit = sem.acquire().await.unwrap();
+    assert!(permit.fencing_token() > last, "after the rolling restart");
+    permit.release().await.unwrap();
 }
 
 #[tokio::test]

@@ -6,18 +6,26 @@
 -- ARGV[5] fair      0: grant whatever is free; 1: wait in line (first come, first served
 --                   across processes), joining the queue when not granted; 2: respect
 --                   the queue but do not join it (a try)
--- ARGV[6] waiter_ms how long a queued waiter keeps its place without asking again
--- Returns {1, token, lease_ms, slot, ...} when granted: the lowest free slots, all or none.
---         {0, wait_ms} when fewer than k are free: wait_ms until the earliest lease
+-- ARGV[6] waiter_ms how long a queued line keeps its place without asking again
+-- ARGV[7] line      the waiter line the request comes from (a handle's waiters, in order)
+-- ARGV[8] more      1: more waiters stand in that line behind this one
+-- Returns {1, token, stamp, slot, ...} when granted: the lowest free slots, all or none.
+--         {0, wait_ms, stamp} when fewer than k are free: wait_ms until the earliest lease
 --         expires (-1 when nothing is held).
+--         The stamp is the script's time in microseconds (see wake() in the prelude).
 -- An id that already holds slots gets them back with a fresh lease and its old token, so a
 -- retried request (its reply was lost) never takes a second grant.
 --
--- Fair waiting: free slots go to the queued waiters in arrival order. An id is granted when
--- the waiters ahead of it (each counted as wanting one slot) leave it k free slots;
--- otherwise it joins the queue, or keeps its place, until its waiter lease runs out.
+-- Fair waiting: the queue holds waiter lines (each the waiters of one handle, served in
+-- order by the client) in arrival order, and free slots go to the lines at its head. A
+-- request is granted when the lines ahead of its own (each counted as wanting one slot)
+-- leave it k free slots; otherwise its line joins the queue, or keeps its place, until its
+-- waiter lease runs out. A granted request with more waiters behind it puts its line back
+-- at the tail (round robin between processes) and wakes the lines that may go now, so the
+-- next waiter of a line asks once, when its turn comes.
 local id, k, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local fair, join, waiter_ms = ARGV[5] ~= '0', ARGV[5] == '1', tonumber(ARGV[6])
+local line, more = ARGV[7], ARGV[8] == '1'
 local limit = load_config()
 local now = now_ms()
 reclaim(now)
@@ -27,7 +35,7 @@ local held = extend(id, expiry)
 if held then
   touch()
   wake(now, limit, false)
-  local reply = { 1, tonumber(redis.call('HGET', STATE, 't:' .. id)), lease }
+  local reply = { 1, tonumber(redis.call('HGET', STATE, 't:' .. id)), tonumber(stamp()) }
   for _, slot in ipairs(held) do
     reply[#reply + 1] = slot
   end
@@ -38,24 +46,19 @@ local free = free_count(limit)
 local queued = nil
 if fair then
   drop_dead_waiters(now)
-  queued = redis.call('ZRANK', QUEUE, id)
+  queued = redis.call('ZRANK', QUEUE, line)
   local ahead = queued or redis.call('ZCARD', QUEUE)
   if ahead + k > free then
     if not join then
-      return { 0, earliest_wait(now) }
+      return { 0, earliest_wait(now), tonumber(stamp()) }
     end
-    if not queued then
-      redis.call('ZADD', QUEUE, redis.call('HINCRBY', CONFIG, 'waiters', 1), id)
-    end
-    redis.call('ZADD', WAITERS, now + waiter_ms, id)
-    redis.call('PEXPIRE', QUEUE, waiter_ms + 1000)
-    redis.call('PEXPIRE', WAITERS, waiter_ms + 1000)
+    join_queue(line, now, waiter_ms)
     wake(now, limit, false)
-    return { 0, earliest_wait(now) }
+    return { 0, earliest_wait(now), tonumber(stamp()) }
   end
 elseif free < k then
   wake(now, limit, false)
-  return { 0, earliest_wait(now) }
+  return { 0, earliest_wait(now), tonumber(stamp()) }
 end
 
 local slots = redis.call('ZRANGEBYSCORE', FREE, '-inf', '(' .. limit, 'LIMIT', 0, k)
@@ -69,16 +72,19 @@ while #slots < k do
 end
 
 local token = redis.call('HINCRBY', CONFIG, 'token', 1)
-local reply = { 1, token, lease }
+local reply = { 1, token, tonumber(stamp()) }
 for _, slot in ipairs(slots) do
   redis.call('ZADD', LEASES, expiry, slot)
   redis.call('HSET', STATE, 's:' .. slot, id)
   reply[#reply + 1] = tonumber(slot)
 end
-redis.call('HSET', STATE, 'next', next_slot, 'i:' .. id, table.concat(slots, ','), 't:' .. id, token)
+redis.call('HSET', STATE, 'next', next_slot, 'i:' .. id, table.concat(slots, ','), 't:' .. id, int(token))
 if queued then
-  dequeue(id)
+  dequeue(line)
+end
+if join and more then
+  join_queue(line, now, waiter_ms)
 end
 touch()
-wake(now, limit, false)
+wake(now, limit, join and more)
 return reply

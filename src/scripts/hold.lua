@@ -73,12 +73,13 @@ end
 if #held == 0 then
   redis.call('HDEL', STATE, 'i:' .. id, 't:' .. id)
   reset_if_idle()
+  touch()
   wake(now, limit, false)
   return {}
 end
-redis.call('HSET', STATE, 'i:' .. id, table.concat(held, ','), 't:' .. id, token)
+redis.call('HSET', STATE, 'i:' .. id, table.concat(held, ','), 't:' .. id, ARGV[4])
 if tonumber(redis.call('HGET', CONFIG, 'token')) < token then
-  redis.call('HSET', CONFIG, 'token', token)
+  redis.call('HSET', CONFIG, 'token', ARGV[4])
 end
 touch()
 wake(now, limit, false)

@@ -10,13 +10,14 @@
 --                       s:<slot>  id of the permit holding the slot
 --                       i:<id>    that permit's slots on this master, "3,7"
 --                       t:<id>    that permit's fencing token
--- KEYS[5] queue   zset: member = waiting permit id, score = arrival order (fair waiting)
--- KEYS[6] waiters zset: member = waiting permit id, score = waiter lease expiry (ms)
+-- KEYS[5] queue   zset: member = waiter line (one handle's waiters, served in order by the
+--                 client), score = arrival order (fair waiting)
+-- KEYS[6] waiters zset: member = waiter line, score = its waiter lease expiry (ms)
 -- ARGV[1]         the permit count the caller's handle was built with
 --
 -- Wake-ups: a script that frees a slot publishes on the channel `semaphore:{name}:wake`
--- the ids of the queued waiters that the free slots are kept for (the head of the queue),
--- or an empty message when nobody is queued (anyone may try).
+-- its stamp (the master's time in microseconds) and the waiter lines that the free slots
+-- are kept for (the head of the queue); no lines when nobody is queued (anyone may try).
 --
 -- Invariants kept by every script:
 -- * a slot is held iff it is a member of `leases`; the free slots below `limit` are the
@@ -46,9 +47,30 @@ for i = 1, 4 do
   end
 end
 
+-- The master's clock, read once per script.
+local clock = nil
+local function read_clock()
+  if not clock then
+    clock = redis.call('TIME')
+  end
+  return clock
+end
+
 local function now_ms()
-  local t = redis.call('TIME')
+  local t = read_clock()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The script's time in microseconds, as an integer string (exact: no float formatting).
+-- Scripts run one at a time and each takes well over a microsecond, so it orders them.
+local function stamp()
+  local t = read_clock()
+  return t[1] .. string.format('%06d', tonumber(t[2]))
+end
+
+-- An integer as a string: a Lua number passed to redis.call may be formatted as a float.
+local function int(x)
+  return string.format('%d', x)
 end
 
 -- Returns the limit, creating the config on first use and refusing a handle built with
@@ -60,7 +82,10 @@ local function load_config()
     if redis.call('HLEN', CONFIG) > 0 then
       error({ err = 'SEMWRONGTYPE ' .. CONFIG .. ' is a hash this library did not write' })
     end
-    redis.call('HSET', CONFIG, 'permits', permits, 'limit', permits, 'token', 0)
+    -- Tokens start at the master's time in microseconds: a master that restarts empty
+    -- starts above every token it gave before (no semaphore grants once a microsecond),
+    -- so fencing tokens keep rising across restarts.
+    redis.call('HSET', CONFIG, 'permits', permits, 'limit', permits, 'token', stamp())
     return permits
   end
   if tonumber(stored[1]) ~= permits then
@@ -163,8 +188,8 @@ local function free_count(limit)
 end
 
 
--- Drops queued waiters whose waiter lease ran out (a crashed or cancelled waiter never
--- holds up the queue for longer than its waiter lease), at most 100 per call.
+-- Drops queued lines whose waiter lease ran out (a crashed waiter never holds up the queue
+-- for longer than its waiter lease), at most 100 per call.
 local function drop_dead_waiters(now)
   local dead = redis.call('ZRANGEBYSCORE', WAITERS, '-inf', now, 'LIMIT', 0, 100)
   if #dead > 0 then
@@ -173,14 +198,26 @@ local function drop_dead_waiters(now)
   end
 end
 
--- Takes `id` off the waiter queue; true if it was queued.
-local function dequeue(id)
-  redis.call('ZREM', WAITERS, id)
-  return redis.call('ZREM', QUEUE, id) == 1
+-- Puts waiter line `line` at the tail of the queue unless it is queued already, and renews
+-- its waiter lease. The queue keys live as long as the longest waiter lease.
+local function join_queue(line, now, waiter_ms)
+  if not redis.call('ZSCORE', QUEUE, line) then
+    redis.call('ZADD', QUEUE, redis.call('HINCRBY', CONFIG, 'waiters', 1), line)
+  end
+  redis.call('ZADD', WAITERS, now + waiter_ms, line)
+  redis.call('PEXPIRE', QUEUE, waiter_ms + 1000)
+  redis.call('PEXPIRE', WAITERS, waiter_ms + 1000)
 end
 
--- Publishes a wake-up if this script freed a slot (or `force`): the ids of the live
--- waiters at the head of the queue, as many as there are free slots, or an empty message.
+-- Takes `line` off the waiter queue; true if it was queued.
+local function dequeue(line)
+  redis.call('ZREM', WAITERS, line)
+  return redis.call('ZREM', QUEUE, line) == 1
+end
+
+-- Publishes a wake-up if this script freed a slot (or `force`): the script's stamp, then
+-- the live waiter lines at the head of the queue, as many as there are free slots (none:
+-- anyone may try). A waiter ignores wake-ups stamped before its own last request.
 local function wake(now, limit, force)
   if not (freed_any or force) then
     return
@@ -190,6 +227,7 @@ local function wake(now, limit, force)
   if free == 0 then
     return
   end
-  local ids = redis.call('ZRANGE', QUEUE, 0, free - 1)
-  redis.call('PUBLISH', CHANNEL, table.concat(ids, ' '))
+  local lines = redis.call('ZRANGE', QUEUE, 0, free - 1)
+  table.insert(lines, 1, stamp())
+  redis.call('PUBLISH', CHANNEL, table.concat(lines, ' '))
 end

@@ -1,0 +1,247 @@
+//! Waiting without polling: published wake-ups, the local line, the fair queue.
+//!
+//! Figures (hand-off latency, script calls per acquire) are printed beside those of a
+//! polling loop (try, then sleep 10 ms, the way redis-semaphore on npm waits) measured in
+//! the same test; the assertions are loose bounds that a busy machine still meets.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use redis_semaphore::{AsyncSemaphore, Permit};
+use support::{Server, eventually, sem};
+
+const QUEUE: &str = "semaphore:{w}:queue";
+const CHANNEL: &str = "semaphore:{w}:wake";
+
+/// How the waiter in a hand-off waits.
+#[derive(Clone, Copy, Debug)]
+enum Waiter {
+    /// `acquire()`: sleeps on wake-ups.
+    Ours,
+    /// `try_acquire()` every 10 ms.
+    Polling,
+}
+
+async fn wait_for(sem: &AsyncSemaphore, how: Waiter) -> Permit {
+    match how {
+        Waiter::Ours => sem.acquire().await.unwrap(),
+        Waiter::Polling => loop {
+            if let Some(permit) = sem.try_acquire().await.unwrap() {
+                break permit;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        },
+    }
+}
+
+/// Median time from `release()` returning to the waiter (another handle, so no local
+/// shortcut) holding the permit, over `rounds` hand-offs.
+async fn hand_off_median(server: &Server, how: Waiter, rounds: usize) -> Duration {
+    let holder = sem(server, "w", 1).build().await.unwrap();
+    let waiter = sem(server, "w", 1).build().await.unwrap();
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        let permit = holder.acquire().await.unwrap();
+        let waiting = {
+            let waiter = waiter.clone();
+            tokio::spawn(async move {
+                let permit = wait_for(&waiter, how).await;
+                (Instant::now(), permit)
+            })
+        };
+        // Long enough for the waiter to have asked, been refused and gone to sleep.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        permit.release().await.unwrap();
+        let released = Instant::now();
+        let (got, permit) = waiting.await.unwrap();
+        times.push(got.saturating_duration_since(released));
+        permit.release().await.unwrap();
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_hands_off_to_a_sleeping_waiter_at_once() {
+    let server = Server::start();
+    let ours = hand_off_median(&server, Waiter::Ours, 15).await;
+    let polling = hand_off_median(&server, Waiter::Polling, 15).await;
+    println!("hand-off median: ours {ours:?}, polling every 10 ms {polling:?}");
+    assert!(ours < Duration::from_millis(20), "hand-off median {ours:?}");
+    assert!(ours < polling, "ours {ours:?} vs polling {polling:?}");
+}
+
+/// 16 workers (4 handles of 4 tasks) on 4 permits with 5 ms holds for `run`; returns the
+/// script calls per successful acquire and the per-worker turns.
+async fn contend(server: &Server, how: Waiter, fair: bool, run: Duration) -> (f64, Vec<u64>) {
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        handles.push(sem(server, "w", 4).fair(fair).build().await.unwrap());
+    }
+    server.cmd(&["CONFIG", "RESETSTAT"]);
+    let grants = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + run;
+    let mut tasks = Vec::new();
+    for handle in &handles {
+        for _ in 0..4 {
+            let sem = handle.clone();
+            let grants = Arc::clone(&grants);
+            tasks.push(tokio::spawn(async move {
+                let mut turns = 0;
+                while Instant::now() < stop {
+                    let permit = wait_for(&sem, how).await;
+                    turns += 1;
+                    grants.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    permit.release().await.unwrap();
+                }
+                turns
+            }));
+        }
+    }
+    let mut turns = Vec::new();
+    for task in tasks {
+        turns.push(task.await.unwrap());
+    }
+    let grants = grants.load(Ordering::Relaxed);
+    // Every grant was released with one script call; the rest were acquires.
+    let acquires = server.evalsha_calls() - grants;
+    (acquires as f64 / grants as f64, turns)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_ask_about_once_per_grant() {
+    let server = Server::start();
+    let run = Duration::from_millis(1500);
+    let (ours, turns) = contend(&server, Waiter::Ours, true, run).await;
+    let (unfair, _) = contend(&server, Waiter::Ours, false, run).await;
+    let (polling, _) = contend(&server, Waiter::Polling, false, run).await;
+    println!(
+        "script calls per acquire, 16 workers on 4 permits, 5 ms holds: fair {ours:.2}, \
+         unfair {unfair:.2}, polling every 10 ms {polling:.2}; turns {turns:?}"
+    );
+    assert!(ours < 2.0, "{ours:.2} script calls per acquire");
+    assert!(ours < polling, "ours {ours:.2} vs polling {polling:.2}");
+    let (min, max) = (turns.iter().min().unwrap(), turns.iter().max().unwrap());
+    assert!(*min > 0 && *max * 2 <= *min * 3, "turns {turns:?}");
+}
+
+#[tokio::test]
+async fn a_cancelled_waiter_leaves_the_queue() {
+    let server = Server::start();
+    let holder = sem(&server, "w", 1).build().await.unwrap();
+    let first = sem(&server, "w", 1).build().await.unwrap();
+    let second = sem(&server, "w", 1).build().await.unwrap();
+    let permit = holder.acquire().await.unwrap();
+    let cancelled = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_millis(150), first.acquire())
+            .await
+            .is_err()
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let waiting = tokio::spawn(async move { second.acquire().await.unwrap() });
+    eventually("two waiters queued", || async {
+        server.int(&["ZCARD", QUEUE]) == 2
+    })
+    .await;
+    assert!(cancelled.await.unwrap(), "the first waiter timed out");
+    eventually("the cancelled waiter left the queue", || async {
+        server.int(&["ZCARD", QUEUE]) == 1
+    })
+    .await;
+    permit.release().await.unwrap();
+    let released = Instant::now();
+    let permit = tokio::time::timeout(Duration::from_secs(1), waiting)
+        .await
+        .expect("the second waiter is not held up")
+        .unwrap();
+    println!("hand-off past a cancelled waiter: {:?}", released.elapsed());
+    permit.release().await.unwrap();
+    assert_eq!(server.int(&["ZCARD", QUEUE]), 0);
+}
+
+#[tokio::test]
+async fn a_try_does_not_jump_the_queue() {
+    let server = Server::start();
+    let holder = sem(&server, "w", 1).build().await.unwrap();
+    let waiter = sem(&server, "w", 1).build().await.unwrap();
+    let other = sem(&server, "w", 1).build().await.unwrap();
+    let permit = holder.acquire().await.unwrap();
+    let waiting = tokio::spawn(async move { waiter.acquire().await.unwrap() });
+    eventually("the waiter queued", || async {
+        server.int(&["ZCARD", QUEUE]) == 1
+    })
+    .await;
+    // A try while someone waits: refused, and it does not join the line.
+    assert!(other.try_acquire().await.unwrap().is_none());
+    assert_eq!(server.int(&["ZCARD", QUEUE]), 1);
+    permit.release().await.unwrap();
+    let permit = waiting.await.unwrap();
+    assert!(other.try_acquire().await.unwrap().is_none(), "held");
+    permit.release().await.unwrap();
+    let mine = other
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("free and nobody waiting");
+    mine.release().await.unwrap();
+}
+
+async fn subscribers(server: &Server) -> i64 {
+    match server.cmd(&["PUBSUB", "NUMSUB", CHANNEL]) {
+        redis::Value::Array(items) => redis::from_redis_value(items[1].clone()).unwrap(),
+        other => panic!("PUBSUB NUMSUB: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscriber_reconnects_after_its_connection_drops() {
+    let mut server = Server::start();
+    let holder = sem(&server, "w", 1).build().await.unwrap();
+    let waiter = sem(&server, "w", 1).build().await.unwrap();
+    let permit = holder.acquire().await.unwrap();
+    let waiting = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move { waiter.acquire().await.unwrap() })
+    };
+    eventually("the waiter subscribed", || async {
+        subscribers(&server).await == 1
+    })
+    .await;
+
+    // The connection is cut: the subscriber connects and subscribes again.
+    server.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    eventually("subscribed again", || async {
+        subscribers(&server).await == 1
+    })
+    .await;
+    permit.release().await.unwrap();
+    let permit = tokio::time::timeout(Duration::from_secs(1), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    permit.release().await.unwrap();
+
+    // The server restarts empty, which frees the held permit: the subscriber connects
+    // again, wakes its waiters, and the waiter gets the permit.
+    let lost = holder.acquire().await.unwrap();
+    let waiting = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move { waiter.acquire().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.restart();
+    eventually("subscribed after the restart", || async {
+        subscribers(&server).await == 1
+    })
+    .await;
+    let permit = tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("the waiter got the permit the restart freed")
+        .unwrap();
+    permit.release().await.unwrap();
+    drop(lost);
+}
