@@ -152,6 +152,41 @@ async fn tokens_rise_also_after_a_master_was_down() {
 }
 
 #[tokio::test]
+async fn a_permit_spreads_to_a_master_restarted_empty() {
+    let mut servers = masters(3);
+    let lease = Duration::from_millis(300);
+    let sem = sem_on(&servers, "m", 5).lease(lease).build().await.unwrap();
+    let held: Vec<_> = [
+        sem.acquire().await.unwrap(),
+        sem.acquire().await.unwrap(),
+        sem.acquire().await.unwrap(),
+    ]
+    .into();
+    servers[2].kill();
+    tokio::time::sleep(lease).await;
+    servers[2].restart();
+    // Renewals take slots 0-2 on the empty master, out of order.
+    eventually("the restarted master holds the three permits", || async {
+        held_on(&servers[2]) == 3
+    })
+    .await;
+    assert!(held.iter().all(|p| p.is_valid()));
+    // That master now grants slot 3 like the others: one round trip, the same slot.
+    let lone = support::sem(&servers[2], "m", 5).build().await.unwrap();
+    assert_eq!(lone.value().await.unwrap(), 2);
+    let fourth = sem.acquire().await.unwrap();
+    assert_eq!(fourth.slots(), &[3]);
+    assert_eq!(held_on(&servers[2]), 4);
+    assert_eq!(lone.value().await.unwrap(), 1);
+    fourth.release().await.unwrap();
+    for permit in held {
+        permit.release().await.unwrap();
+    }
+    assert_eq!(lone.value().await.unwrap(), 5);
+    assert_eq!(sem.value().await.unwrap(), 5);
+}
+
+#[tokio::test]
 async fn tokens_keep_rising_through_a_rolling_restart() {
     let mut servers = masters(3);
     let lease = Duration::from_millis(300);

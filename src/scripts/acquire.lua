@@ -65,10 +65,19 @@ local slots = redis.call('ZRANGEBYSCORE', FREE, '-inf', '(' .. limit, 'LIMIT', 0
 for _, slot in ipairs(slots) do
   redis.call('ZREM', FREE, slot)
 end
-local next_slot = tonumber(redis.call('HGET', STATE, 'next') or '0')
+local state = redis.call('HMGET', STATE, 'next', 'above')
+local next_slot, above = tonumber(state[1] or '0'), tonumber(state[2] or '0')
 while #slots < k do
-  slots[#slots + 1] = tostring(next_slot)
+  -- Skip slots held out of order: once below `next`, they are ordinary held slots.
+  if above > 0 and redis.call('ZSCORE', LEASES, next_slot) then
+    above = above - 1
+  else
+    slots[#slots + 1] = tostring(next_slot)
+  end
   next_slot = next_slot + 1
+end
+if above ~= tonumber(state[2] or '0') then
+  redis.call('HSET', STATE, 'above', above)
 end
 
 local token = redis.call('HINCRBY', CONFIG, 'token', 1)

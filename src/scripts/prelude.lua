@@ -6,7 +6,10 @@
 --                   token    fencing counter: rises with every grant, never reset
 -- KEYS[2] leases  zset: member = held slot number, score = lease expiry (ms, master clock)
 -- KEYS[3] free    zset: slots below `next` that are free again (score = slot number)
--- KEYS[4] state   hash: next      lowest slot never granted since the semaphore went idle
+-- KEYS[4] state   hash: next      lowest slot never granted in order since the semaphore
+--                                 went idle
+--                       above     slots at or past `next` held out of order (taken by a
+--                                 permit spreading to this master, hold.lua)
 --                       s:<slot>  id of the permit holding the slot
 --                       i:<id>    that permit's slots on this master, "3,7"
 --                       t:<id>    that permit's fencing token
@@ -21,7 +24,8 @@
 --
 -- Invariants kept by every script:
 -- * a slot is held iff it is a member of `leases`; the free slots below `limit` are the
---   members of `free` below `limit` plus the slots next .. limit-1;
+--   members of `free` below `limit` plus the slots next .. limit-1 that are not held (there
+--   are `above` held ones among those);
 -- * all slots of one id on this master share one expiry, so a lease is reclaimed whole;
 -- * an expired lease is reclaimed before anything else is read, using only TIME;
 -- * keys 2-4 hold only leases: they expire a second after the last lease, and when no lease
@@ -94,6 +98,18 @@ local function load_config()
   return tonumber(stored[2])
 end
 
+-- Puts a slot that was just taken off `leases` back among the free ones.
+local function put_free(slot)
+  local next_slot = tonumber(redis.call('HGET', STATE, 'next') or '0')
+  if tonumber(slot) < next_slot then
+    redis.call('ZADD', FREE, slot, slot)
+  else
+    -- Held out of order past `next`: it is a never-granted slot again.
+    redis.call('HINCRBY', STATE, 'above', -1)
+  end
+  freed_any = true
+end
+
 -- Frees the slots of `id` (those in `only`, a set of slot strings, or all when nil).
 -- Returns how many were freed.
 local function free_slots(id, only)
@@ -106,9 +122,8 @@ local function free_slots(id, only)
     if only == nil or only[slot] then
       redis.call('ZREM', LEASES, slot)
       redis.call('HDEL', STATE, 's:' .. slot)
-      redis.call('ZADD', FREE, slot, slot)
+      put_free(slot)
       freed = freed + 1
-      freed_any = true
     else
       kept[#kept + 1] = slot
     end
@@ -148,8 +163,7 @@ local function reclaim(now)
       free_slots(id, nil)
     else
       redis.call('ZREM', LEASES, slot)
-      redis.call('ZADD', FREE, slot, slot)
-      freed_any = true
+      put_free(slot)
     end
   end
   reset_if_idle()
@@ -183,8 +197,9 @@ local function extend(id, expiry)
 end
 
 local function free_count(limit)
-  local next_slot = tonumber(redis.call('HGET', STATE, 'next') or '0')
-  return redis.call('ZCOUNT', FREE, '-inf', '(' .. limit) + math.max(0, limit - next_slot)
+  local state = redis.call('HMGET', STATE, 'next', 'above')
+  local next_slot, above = tonumber(state[1] or '0'), tonumber(state[2] or '0')
+  return redis.call('ZCOUNT', FREE, '-inf', '(' .. limit) + math.max(0, limit - next_slot) - above
 end
 
 
