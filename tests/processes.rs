@@ -27,6 +27,14 @@ fn main() {
             processes_on_three_and_five_masters_never_exceed_n,
         ),
         (
+            "fair_waiting_gives_workers_of_four_processes_even_turns",
+            fair_waiting_gives_workers_of_four_processes_even_turns,
+        ),
+        (
+            "a_killed_waiter_does_not_hold_up_the_queue",
+            a_killed_waiter_does_not_hold_up_the_queue,
+        ),
+        (
             "killed_holder_gives_permits_back_within_one_lease",
             killed_holder_gives_permits_back_within_one_lease,
         ),
@@ -110,6 +118,47 @@ async fn worker(mode: &str) {
                 }
             }
             writeln!(out, "DONE").unwrap();
+        }
+        "turns" => {
+            let start_at: u64 = env("SEM_START_AT_MS").parse().unwrap();
+            let run = Duration::from_millis(env("SEM_RUN_MS").parse().unwrap());
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(now_ms))).await;
+            let stop = tokio::time::Instant::now() + run;
+            let mut handles = Vec::new();
+            for _ in 0..4 {
+                let sem = sem.clone();
+                handles.push(tokio::spawn(async move {
+                    let mut turns = 0u32;
+                    loop {
+                        let left = stop.saturating_duration_since(tokio::time::Instant::now());
+                        let Some(permit) = sem.acquire_timeout(left).await.unwrap() else {
+                            break;
+                        };
+                        turns += 1;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        permit.release().await.unwrap();
+                        if tokio::time::Instant::now() >= stop {
+                            break;
+                        }
+                    }
+                    turns
+                }));
+            }
+            let mut turns = Vec::new();
+            for handle in handles {
+                turns.push(handle.await.unwrap().to_string());
+            }
+            writeln!(out, "TURNS {}", turns.join(" ")).unwrap();
+        }
+        "wait" => {
+            writeln!(out, "WAITING").unwrap();
+            out.flush().unwrap();
+            let permit = sem.acquire().await.unwrap();
+            writeln!(out, "GOT {}", permit.fencing_token()).unwrap();
         }
         "hold" => {
             let permit = sem.acquire().await.unwrap();
@@ -276,6 +325,76 @@ fn processes_on_three_and_five_masters_never_exceed_n() {
             );
         }
     }
+}
+
+/// 16 workers, 4 tasks in each of 4 processes, on 4 permits with 5 ms holds, for a bounded
+/// run that every process starts at the same moment: with fair waiting (the default) the
+/// most and the fewest turns any worker got differ by at most 1.5x.
+fn fair_waiting_gives_workers_of_four_processes_even_turns() {
+    let server = Server::start();
+    let start_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 700;
+    let extra = [
+        ("SEM_START_AT_MS", start_at.to_string()),
+        ("SEM_RUN_MS", "1500".to_string()),
+    ];
+    let mut workers: Vec<Worker> = (0..4)
+        .map(|_| Worker::spawn("turns", &server, 4, 10_000, &extra))
+        .collect();
+    let mut turns: Vec<u32> = Vec::new();
+    for worker in &mut workers {
+        let line = worker.line();
+        let counts = line.strip_prefix("TURNS ").expect("TURNS line");
+        turns.extend(counts.split(' ').map(|t| t.parse::<u32>().unwrap()));
+        assert!(worker.child.wait().unwrap().success());
+    }
+    let (min, max) = (*turns.iter().min().unwrap(), *turns.iter().max().unwrap());
+    println!(
+        "  turns per worker: {turns:?}, max/min {:.2}",
+        max as f64 / min as f64
+    );
+    assert_eq!(turns.len(), 16);
+    assert!(min > 0 && max * 2 <= min * 3, "turns {turns:?}");
+}
+
+/// A waiter at the head of the queue whose process is SIGKILLed holds up the next waiter
+/// for at most its waiter lease.
+fn a_killed_waiter_does_not_hold_up_the_queue() {
+    let server = Server::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let holder = build(&server.url(), "procs", 1, 10_000).await;
+        let next = build(&server.url(), "procs", 1, 10_000).await;
+        let permit = holder.acquire().await.unwrap();
+        let mut waiter = Worker::spawn("wait", &server, 1, 10_000, &[]);
+        assert_eq!(waiter.line(), "WAITING");
+        support::eventually("the worker queued", || async {
+            server.int(&["ZCARD", "semaphore:{procs}:queue"]) == 1
+        })
+        .await;
+        let behind = tokio::spawn(async move { next.acquire().await.unwrap() });
+        support::eventually("the second waiter queued behind it", || async {
+            server.int(&["ZCARD", "semaphore:{procs}:queue"]) == 2
+        })
+        .await;
+        waiter.signal("-KILL");
+        permit.release().await.unwrap();
+        let released = Instant::now();
+        let permit = tokio::time::timeout(Duration::from_secs(3), behind)
+            .await
+            .expect("the queue moved on past the dead waiter")
+            .unwrap();
+        let took = released.elapsed();
+        println!("  past a killed waiter after {took:?}");
+        assert!(
+            took < redis_semaphore::WAITER_LEASE + Duration::from_millis(700),
+            "{took:?}"
+        );
+        permit.release().await.unwrap();
+    });
 }
 
 fn killed_holder_gives_permits_back_within_one_lease() {
