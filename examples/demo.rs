@@ -6,7 +6,7 @@
 //! cargo run --example demo -- redis://127.0.0.1:6379 [workers] [rounds]
 //! ```
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         inside: AtomicU32::new(0),
         max_inside: AtomicU32::new(0),
     });
-    let last_token = Arc::new(AtomicU32::new(0));
+    let last_token = Arc::new(AtomicU64::new(0));
 
     let mut tasks = Vec::new();
     for worker in 0..workers {
@@ -78,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let inside = board.inside.fetch_add(1, Ordering::SeqCst) + 1;
                 board.max_inside.fetch_max(inside, Ordering::SeqCst);
                 board.slots.lock().unwrap()[slot] = Some(worker);
-                let token = permit.fencing_token() as u32;
+                let token = permit.fencing_token();
                 last_token.fetch_max(token, Ordering::SeqCst);
                 board.show(&format!(
                     "w{worker:02} in  (round {}, slot {slot}, token {token}, waited {} ms)",
