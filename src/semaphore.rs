@@ -247,8 +247,12 @@ pub(crate) struct Line {
 }
 
 impl Line {
+    /// Listening on every master, through subscribers that are still running (one
+    /// started on a runtime that has shut down since is not).
     fn listening(&self) -> bool {
-        self.listeners.is_some()
+        self.listeners
+            .as_ref()
+            .is_some_and(|listeners| listeners.iter().all(Listener::is_alive))
     }
 
     /// Listens for wake-ups on every master (confirmed by each before this returns);

@@ -137,6 +137,11 @@ pub(crate) struct Listener {
 }
 
 impl Listener {
+    /// False once the subscriber's task is gone (its runtime shut down): listen again.
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.subscriber.commands.is_closed()
+    }
+
     /// Wake-ups published from now on.
     pub(crate) fn receiver(&self) -> broadcast::Receiver<Wake> {
         self.sender.subscribe()

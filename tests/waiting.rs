@@ -170,13 +170,19 @@ async fn a_try_does_not_jump_the_queue() {
     let waiter = sem(&server, "w", 1).build().await.unwrap();
     let other = sem(&server, "w", 1).build().await.unwrap();
     let permit = holder.acquire().await.unwrap();
-    let waiting = tokio::spawn(async move { waiter.acquire().await.unwrap() });
+    let waiting = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move { waiter.acquire().await.unwrap() })
+    };
     eventually("the waiter queued", || async {
         server.int(&["ZCARD", QUEUE]) == 1
     })
     .await;
     // A try while someone waits: refused, and it does not join the line.
     assert!(other.try_acquire().await.unwrap().is_none());
+    assert_eq!(server.int(&["ZCARD", QUEUE]), 1);
+    // Nor does a try on the waiter's own handle take the line's place.
+    assert!(waiter.try_acquire().await.unwrap().is_none());
     assert_eq!(server.int(&["ZCARD", QUEUE]), 1);
     permit.release().await.unwrap();
     let permit = waiting.await.unwrap();
@@ -244,4 +250,53 @@ async fn the_subscriber_reconnects_after_its_connection_drops() {
         .unwrap();
     permit.release().await.unwrap();
     drop(lost);
+}
+
+/// A subscriber started on a runtime that shuts down (a blocking semaphore's) is replaced:
+/// an async handle that shared it subscribes again at its next wait.
+#[test]
+fn a_subscriber_whose_runtime_stopped_is_replaced() {
+    let server = Server::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let holder = runtime.block_on(sem(&server, "w", 1).build()).unwrap();
+    let waiter = runtime.block_on(sem(&server, "w", 1).build()).unwrap();
+    let permit = runtime.block_on(holder.acquire()).unwrap();
+
+    // A blocking handle waits first: the process's subscriber for this master starts on
+    // the blocking handle's own runtime.
+    let blocking = redis_semaphore::blocking::Semaphore::builder("w", 1)
+        .master(server.url())
+        .request_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    assert!(
+        blocking
+            .acquire_timeout(Duration::from_millis(100))
+            .unwrap()
+            .is_none()
+    );
+    // The async waiter shares it, then the blocking handle and its runtime go.
+    let missed = runtime.block_on(waiter.acquire_timeout(Duration::from_millis(100)));
+    assert!(missed.unwrap().is_none());
+    drop(blocking);
+    runtime.block_on(async {
+        eventually("the old subscriber's connection closed", || async {
+            subscribers(&server).await == 0
+        })
+        .await;
+        let waiting = {
+            let waiter = waiter.clone();
+            tokio::spawn(async move { waiter.acquire().await.unwrap() })
+        };
+        eventually("the waiter subscribed again", || async {
+            subscribers(&server).await == 1
+        })
+        .await;
+        permit.release().await.unwrap();
+        let permit = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        permit.release().await.unwrap();
+    });
 }

@@ -46,7 +46,8 @@ local free = free_count(limit)
 local queued = nil
 if fair then
   drop_dead_waiters(now)
-  queued = redis.call('ZRANK', QUEUE, line)
+  -- A try stands behind every queued line, its own included.
+  queued = join and redis.call('ZRANK', QUEUE, line) or nil
   local ahead = queued or redis.call('ZCARD', QUEUE)
   if ahead + k > free then
     if not join then
