@@ -45,8 +45,9 @@ impl Core {
         slots: &[u32],
     ) -> Result<(), Error> {
         let was_valid = lease.is_valid();
-        let freed = self.quorum.release(&lease.id, "", slots).await?;
-        if freed == 0 || !was_valid {
+        let freed = self.quorum.release(&lease.id, "", slots).await;
+        // A lease already lost is the answer, whether or not the masters could be reached.
+        if !was_valid || freed? == 0 {
             return Err(Error::PermitLost {
                 id: lease.id.clone(),
             });

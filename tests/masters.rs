@@ -415,3 +415,49 @@ async fn a_master_restarted_empty_after_a_lease_admits_no_extra_holder() {
     assert_eq!(max, 2, "6 tasks should fill 2 permits");
     assert!(grants > 50, "only {grants} grants");
 }
+
+#[tokio::test]
+async fn acquire_many_needs_each_slot_on_a_majority() {
+    let servers = masters(3);
+    // Slot 0 is taken on master 3 alone: it grants 1 and 2 where the others grant 0 and 1.
+    let lone = support::sem(&servers[2], "m", 4).build().await.unwrap();
+    let stray = lone.acquire().await.unwrap();
+    let sem = sem_on(&servers, "m", 4).build().await.unwrap();
+    let pair = sem.acquire_many(2).await.unwrap();
+    assert_eq!(pair.slots(), &[0, 1], "0 on masters 1-2, 1 on all three");
+    assert_eq!(pair.permits(), 2);
+    // Master 3 gave back slot 2, which no majority held.
+    assert_eq!(held_on(&servers[2]), 2);
+    assert_eq!(sem.value().await.unwrap(), 2);
+    assert!(sem.try_acquire_many(3).await.unwrap().is_none());
+    let rest = sem.acquire_many(2).await.unwrap();
+    assert_eq!(rest.slots(), &[2, 3]);
+    assert_eq!(sem.value().await.unwrap(), 0);
+    for permit in [pair, rest, stray] {
+        permit.release().await.unwrap();
+    }
+    assert_eq!(sem.value().await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn a_permit_is_lost_when_its_majority_is() {
+    let mut servers = masters(3);
+    let lease = Duration::from_millis(400);
+    let sem = sem_on(&servers, "m", 1).lease(lease).build().await.unwrap();
+    let permit = sem.acquire().await.unwrap();
+    // One master down: the other two still renew it.
+    servers[0].kill();
+    tokio::time::sleep(lease).await;
+    assert!(permit.is_valid(), "a majority still holds it");
+    servers[1].kill();
+    let killed = Instant::now();
+    tokio::time::timeout(lease * 2, permit.lost())
+        .await
+        .expect("lost once renewals cannot reach a majority");
+    assert!(killed.elapsed() <= lease + Duration::from_millis(100));
+    assert!(!permit.is_valid());
+    assert!(matches!(
+        permit.release().await,
+        Err(Error::PermitLost { .. })
+    ));
+}
