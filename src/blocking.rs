@@ -238,6 +238,14 @@ impl Semaphore {
         }
     }
 
+    /// Starts building a handle on an existing semaphore, with its stored permit count.
+    /// See [`crate::AsyncSemaphore::open`].
+    pub fn open(name: impl Into<String>) -> Builder {
+        Builder {
+            inner: crate::AsyncSemaphore::open(name),
+        }
+    }
+
     fn run<T, F>(
         &self,
         what: &str,
@@ -332,7 +340,36 @@ impl Semaphore {
         self.run("Semaphore::locked", |s| async move { s.locked().await })
     }
 
-    /// The permit count the semaphore was built with.
+    /// Who holds the semaphore now. See [`crate::AsyncSemaphore::holders`].
+    #[track_caller]
+    pub fn holders(&self) -> Result<Vec<crate::Holder>, Error> {
+        self.run("Semaphore::holders", |s| async move { s.holders().await })
+    }
+
+    /// Changes the permit count. See [`crate::AsyncSemaphore::set_permits`].
+    #[track_caller]
+    pub fn set_permits(&self, n: u32) -> Result<(), Error> {
+        self.run("Semaphore::set_permits", |s| async move {
+            s.set_permits(n).await
+        })
+    }
+
+    /// Releases someone else's permit. See [`crate::AsyncSemaphore::release_holder`].
+    #[track_caller]
+    pub fn release_holder(&self, id: &str) -> Result<u32, Error> {
+        let id = id.to_string();
+        self.run("Semaphore::release_holder", |s| async move {
+            s.release_holder(&id).await
+        })
+    }
+
+    /// Deletes the semaphore. See [`crate::AsyncSemaphore::delete`].
+    #[track_caller]
+    pub fn delete(&self) -> Result<bool, Error> {
+        self.run("Semaphore::delete", |s| async move { s.delete().await })
+    }
+
+    /// The semaphore's permit count. See [`crate::AsyncSemaphore::initial_value`].
     pub fn initial_value(&self) -> u32 {
         self.inner.initial_value()
     }

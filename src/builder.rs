@@ -67,6 +67,8 @@ pub struct Builder {
     raise_on_redis_errors: bool,
     fair: bool,
     request_timeout: Option<Duration>,
+    /// Built by `AsyncSemaphore::open`: take the stored permit count.
+    adopt: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -92,6 +94,14 @@ impl fmt::Debug for Builder {
 }
 
 impl Builder {
+    /// A builder for an existing semaphore whose permit count is read from the masters.
+    pub(crate) fn adopting(name: String) -> Self {
+        Builder {
+            adopt: true,
+            ..Builder::new(name, 0)
+        }
+    }
+
     pub(crate) fn new(name: String, permits: u32) -> Self {
         Builder {
             name,
@@ -102,6 +112,7 @@ impl Builder {
             raise_on_redis_errors: false,
             fair: true,
             request_timeout: None,
+            adopt: false,
         }
     }
 
@@ -200,7 +211,7 @@ impl Builder {
                 self.name.len()
             ));
         }
-        if self.permits == 0 {
+        if self.permits == 0 && !self.adopt {
             return invalid("a semaphore needs at least 1 permit".into());
         }
         if self.masters.is_empty() {
@@ -244,7 +255,9 @@ impl Builder {
 
     /// Checks the configuration, connects to the masters and checks the semaphore stored
     /// there: its permit count ([`Error::ConfigMismatch`]) and its keys' types
-    /// ([`Error::WrongType`]). A semaphore that does not exist yet is created.
+    /// ([`Error::WrongType`]). A semaphore that does not exist yet is created, except by a
+    /// builder from [`AsyncSemaphore::open`], which takes the stored count and returns
+    /// [`Error::NotFound`] when there is none.
     ///
     /// Fails after the request timeout when fewer than a majority of the masters answer
     /// (with one master: when it does not).
@@ -256,12 +269,14 @@ impl Builder {
             .into_iter()
             .map(|m| Master::new(m.expect("validated"), timeout))
             .collect::<Result<Vec<_>, _>>()?;
-        let quorum = Quorum::new(masters, &self.name, self.permits);
-        quorum.status().await?;
+        let mut quorum = Quorum::new(masters, &self.name, self.permits);
+        let status = quorum.status().await?;
+        if self.adopt {
+            quorum = quorum.with_permits(status.permits);
+        }
         Ok(AsyncSemaphore::from_parts(
             quorum,
             self.name,
-            self.permits,
             self.lease,
             self.bounded,
             self.raise_on_redis_errors,

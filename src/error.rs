@@ -40,6 +40,13 @@ pub enum Error {
         requested: u32,
     },
 
+    /// [`AsyncSemaphore::open`](crate::AsyncSemaphore::open) found no semaphore of that name.
+    #[error("no semaphore named {name:?} exists")]
+    NotFound {
+        /// The semaphore's name.
+        name: String,
+    },
+
     /// The permit's lease had passed before it was released or renewed: another holder may
     /// have been granted its slots.
     #[error("permit {id} was lost: its lease passed before it was renewed or released")]
@@ -51,7 +58,8 @@ pub enum Error {
     /// The semaphore exists with another permit count than this handle was built with.
     #[error(
         "semaphore exists with {stored} permits, this handle asked for {requested}; \
-         use the stored count, or delete the semaphore to change it"
+         build the handle with the stored count (or with AsyncSemaphore::open), or change \
+         it with set_permits({requested})"
     )]
     ConfigMismatch {
         /// The count stored with the semaphore.

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod admin;
 mod builder;
 mod error;
 mod lease;
@@ -13,6 +14,7 @@ mod wake;
 
 pub mod blocking;
 
+pub use admin::{HeldOn, Holder};
 pub use builder::{Builder, IntoMaster, MAX_LEASE, MAX_NAME_LEN};
 pub use error::{Error, MasterFailure, Result};
 pub use permit::Permit;

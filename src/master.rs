@@ -110,6 +110,10 @@ impl Master {
                 detail: source.to_string(),
             },
             Some("SEMLIMIT") => Error::InvalidArgument(detail()),
+            // The name is filled in by the caller, who knows it.
+            Some("SEMNOTFOUND") => Error::NotFound {
+                name: String::new(),
+            },
             Some("SEMCONFIG") => match detail().trim().parse() {
                 // `requested` is filled in by the caller, who knows it.
                 Ok(stored) => Error::ConfigMismatch {

@@ -13,6 +13,7 @@
 //! master is the case `M = 1`, quorum 1, through exactly the same code.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -34,11 +35,14 @@ macro_rules! args {
 }
 
 /// Everything needed to talk to one semaphore's masters.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Quorum {
     masters: Vec<Master>,
+    name: String,
     keys: Keys,
-    permits: u32,
+    /// The handle's permit count, sent with every call (0: adopt the stored one); changed
+    /// only by `set_permits`.
+    permits: AtomicU32,
 }
 
 /// How an acquire attempt treats a fair semaphore's waiter queue (the script's `fair`).
@@ -88,9 +92,19 @@ impl Quorum {
     pub(crate) fn new(masters: Vec<Master>, name: &str, permits: u32) -> Self {
         Quorum {
             masters,
+            name: name.to_string(),
             keys: Keys::new(name),
-            permits,
+            permits: AtomicU32::new(permits),
         }
+    }
+
+    pub(crate) fn permits(&self) -> u32 {
+        self.permits.load(Ordering::Relaxed)
+    }
+
+    /// The same masters and semaphore, for a handle with `permits` permits.
+    pub(crate) fn with_permits(&self, permits: u32) -> Self {
+        Quorum::new(self.masters.clone(), &self.name, permits)
     }
 
     /// Listens to the semaphore's wake-ups on every master that can be reached, each
@@ -118,12 +132,15 @@ impl Quorum {
         self.masters.len() > 1
     }
 
-    /// Fills in what a master could not know about a config mismatch.
+    /// Fills in what a master could not know: the handle's count, the semaphore's name.
     fn fix(&self, error: Error) -> Error {
         match error {
             Error::ConfigMismatch { stored, .. } => Error::ConfigMismatch {
                 stored,
-                requested: self.permits,
+                requested: self.permits(),
+            },
+            Error::NotFound { .. } => Error::NotFound {
+                name: self.name.clone(),
             },
             other => other,
         }
@@ -216,7 +233,7 @@ impl Quorum {
     ) -> Result<Attempt, Error> {
         let Ask { id, k, .. } = *ask;
         let args = args![
-            self.permits,
+            self.permits(),
             id,
             k,
             millis(lease),
@@ -325,7 +342,7 @@ impl Quorum {
             self.on::<u32>(
                 grants.iter().map(|g| g.master),
                 &scripts::RELEASE,
-                &args![self.permits, id, ""],
+                &args![self.permits(), id, ""],
             )
             .await;
         }
@@ -341,7 +358,7 @@ impl Quorum {
         lease: Duration,
     ) -> Vec<(usize, Result<Vec<u32>, Error>)> {
         let claim = u8::from(self.several());
-        let args = args![self.permits, id, millis(lease), token, claim, slots];
+        let args = args![self.permits(), id, millis(lease), token, claim, slots];
         self.on::<Vec<i64>>(which, &scripts::HOLD, &args)
             .await
             .into_iter()
@@ -393,7 +410,7 @@ impl Quorum {
     /// no master knew the permit any more).
     pub(crate) async fn release(&self, id: &str, line: &str, slots: &[u32]) -> Result<u32, Error> {
         let replies = self
-            .on_all::<u32>(&scripts::RELEASE, &args![self.permits, id, line, slots])
+            .on_all::<u32>(&scripts::RELEASE, &args![self.permits(), id, line, slots])
             .await;
         let answers = self.majority(replies)?;
         Ok(answers.ok.iter().map(|(_, n)| *n).max().unwrap_or(0))
@@ -405,7 +422,7 @@ impl Quorum {
     pub(crate) async fn status(&self) -> Result<Status, Error> {
         let list = u8::from(self.several());
         let replies = self
-            .on_all::<Vec<i64>>(&scripts::STATUS, &args![self.permits, list])
+            .on_all::<Vec<i64>>(&scripts::STATUS, &args![self.permits(), list])
             .await
             .into_iter()
             .map(|(i, reply)| {
@@ -420,24 +437,77 @@ impl Quorum {
         if !self.several() {
             return Ok(statuses.remove(0));
         }
-        let mut limits: Vec<u32> = statuses.iter().map(|s| s.limit).collect();
-        limits.sort_unstable_by(|a, b| b.cmp(a));
-        let limit = limits[self.needed() - 1];
+        let limit = self.reached_by_majority(statuses.iter().map(|s| s.limit));
+        let permits = self.reached_by_majority(statuses.iter().map(|s| s.permits));
         let slots = self.held_by_majority(statuses.iter().map(|s| s.slots.as_slice()));
         let held = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+        // Slots held past a lowered limit keep nobody out of the slots below it.
+        let held_below = slots.iter().filter(|&&s| s < limit).count();
         Ok(Status {
-            available: limit.saturating_sub(held),
+            available: limit.saturating_sub(u32::try_from(held_below).unwrap_or(u32::MAX)),
             limit,
             held,
+            permits,
             slots,
         })
+    }
+
+    /// The highest value that at least a majority of `values` reach.
+    fn reached_by_majority(&self, values: impl Iterator<Item = u32>) -> u32 {
+        let mut values: Vec<u32> = values.collect();
+        values.sort_unstable_by(|a, b| b.cmp(a));
+        values.get(self.needed() - 1).copied().unwrap_or(0)
+    }
+
+    /// Every held slot on every master that answered: (master, slot, id, token, lease left).
+    pub(crate) async fn holders(&self) -> Result<Vec<HeldSlot>, Error> {
+        let replies = self
+            .on_all::<Vec<redis::Value>>(&scripts::HOLDERS, &args![self.permits()])
+            .await
+            .into_iter()
+            .map(|(i, reply)| {
+                let parsed = reply.and_then(|r| {
+                    parse_holders(i, &r).ok_or_else(|| self.unexpected(i, "holders", &[]))
+                });
+                (i, parsed)
+            })
+            .collect();
+        let answers = self.majority(replies)?;
+        Ok(answers.ok.into_iter().flat_map(|(_, held)| held).collect())
+    }
+
+    /// The name of master `i`, as `host:port`.
+    pub(crate) fn master_name(&self, i: usize) -> &str {
+        self.masters[i].name()
+    }
+
+    /// Sets the stored permit count on every master, and this handle's.
+    pub(crate) async fn resize(&self, n: u32) -> Result<u32, Error> {
+        let replies = self
+            .on_all::<u32>(&scripts::RESIZE, &args![self.permits(), n])
+            .await;
+        let answers = self.majority(replies)?;
+        self.permits.store(n, Ordering::Relaxed);
+        Ok(answers.ok.iter().map(|(_, l)| *l).max().unwrap_or(n))
+    }
+
+    /// Deletes the semaphore's keys on every master; true if a majority had it.
+    pub(crate) async fn delete(&self) -> Result<bool, Error> {
+        let replies = self.on_all::<u32>(&scripts::DELETE, &[]).await;
+        let answers = self.majority(replies)?;
+        Ok(answers
+            .ok
+            .iter()
+            .filter(|(_, existed)| *existed == 1)
+            .count()
+            >= self.needed())
     }
 
     /// Adds `n` permits (an unbounded semaphore released more than it held) on every
     /// master; returns the highest new limit.
     pub(crate) async fn grow(&self, n: u32) -> Result<u32, Error> {
         let replies = self
-            .on_all::<u32>(&scripts::GROW, &args![self.permits, n])
+            .on_all::<u32>(&scripts::GROW, &args![self.permits(), n])
             .await;
         let answers = self.majority(replies)?;
         Ok(answers.ok.iter().map(|(_, l)| *l).max().unwrap_or(0))
@@ -461,6 +531,37 @@ impl Quorum {
 struct Answers<T> {
     ok: Vec<(usize, T)>,
     failures: Vec<(usize, Error)>,
+}
+
+/// One slot held on one master, as the holders script lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct HeldSlot {
+    pub(crate) master: usize,
+    pub(crate) slot: u32,
+    pub(crate) id: String,
+    pub(crate) token: u64,
+    pub(crate) lease_left: Duration,
+}
+
+/// `{slot, id, token, ms_left, ...}` from master `master`.
+fn parse_holders(master: usize, reply: &[redis::Value]) -> Option<Vec<HeldSlot>> {
+    use redis::{FromRedisValue, Value};
+    if reply.len() % 4 != 0 {
+        return None;
+    }
+    reply
+        .chunks(4)
+        .map(|entry| {
+            let int = |v: &Value| i64::from_redis_value(v.clone()).ok();
+            Some(HeldSlot {
+                master,
+                slot: u32::try_from(int(&entry[0])?).ok()?,
+                id: String::from_redis_value(entry[1].clone()).ok()?,
+                token: u64::try_from(int(&entry[2])?).ok()?,
+                lease_left: Duration::from_millis(u64::try_from(int(&entry[3])?).ok()?),
+            })
+        })
+        .collect()
 }
 
 /// A lease in whole milliseconds, at least 1.

@@ -24,6 +24,9 @@ pub(crate) static HOLD: LazyLock<Script> = script!("hold.lua");
 pub(crate) static RELEASE: LazyLock<Script> = script!("release.lua");
 pub(crate) static STATUS: LazyLock<Script> = script!("status.lua");
 pub(crate) static GROW: LazyLock<Script> = script!("grow.lua");
+pub(crate) static HOLDERS: LazyLock<Script> = script!("holders.lua");
+pub(crate) static RESIZE: LazyLock<Script> = script!("resize.lua");
+pub(crate) static DELETE: LazyLock<Script> = script!("delete.lua");
 
 /// The keys of one semaphore, in the order the scripts take them. They share the hash tag
 /// `{name}`, so on a cluster they live on one shard.
@@ -86,6 +89,8 @@ pub(crate) struct Status {
     pub(crate) available: u32,
     pub(crate) limit: u32,
     pub(crate) held: u32,
+    /// The stored permit count.
+    pub(crate) permits: u32,
     /// The held slots, when they were asked for.
     pub(crate) slots: Vec<u32>,
 }
@@ -93,10 +98,11 @@ pub(crate) struct Status {
 impl Status {
     pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
         match reply {
-            [available, limit, held, _wait, slots @ ..] => Some(Status {
+            [available, limit, held, _wait, permits, slots @ ..] => Some(Status {
                 available: u32::try_from(*available).ok()?,
                 limit: u32::try_from(*limit).ok()?,
                 held: u32::try_from(*held).ok()?,
+                permits: u32::try_from(*permits).ok()?,
                 slots: slots_of(slots)?,
             }),
             _ => None,
@@ -149,16 +155,17 @@ mod tests {
         assert_eq!(Acquired::parse(&[1, 7, 1000]), None);
         assert_eq!(Acquired::parse(&[1, -7, 1000, 1]), None);
         assert_eq!(
-            Status::parse(&[1, 3, 2, 10]),
+            Status::parse(&[1, 3, 2, 10, 3]),
             Some(Status {
                 available: 1,
                 limit: 3,
                 held: 2,
+                permits: 3,
                 slots: vec![]
             })
         );
         assert_eq!(
-            Status::parse(&[1, 3, 2, 10, 0, 2]).map(|s| s.slots),
+            Status::parse(&[1, 3, 2, 10, 3, 0, 2]).map(|s| s.slots),
             Some(vec![0, 2])
         );
         assert_eq!(Status::parse(&[1, 3]), None);

@@ -84,7 +84,6 @@ pub(crate) struct Detached {
 pub(crate) struct Shared {
     pub(crate) core: Arc<Core>,
     pub(crate) name: String,
-    pub(crate) permits: u32,
     pub(crate) bounded: bool,
     pub(crate) raise_on_redis_errors: bool,
     pub(crate) fair: bool,
@@ -162,7 +161,7 @@ impl fmt::Debug for AsyncSemaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncSemaphore")
             .field("name", &self.shared.name)
-            .field("permits", &self.shared.permits)
+            .field("permits", &self.initial_value())
             .field("lease", &self.shared.core.lease)
             .field("bounded", &self.shared.bounded)
             .finish_non_exhaustive()
@@ -356,10 +355,28 @@ impl AsyncSemaphore {
         Builder::new(name.into(), permits)
     }
 
+    /// Starts building a handle on an existing semaphore called `name`, with the permit
+    /// count stored with it: for tools and operators that do not know the count.
+    /// [`build`](Builder::build) returns [`Error::NotFound`] if there is no such semaphore.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// let sem = redis_semaphore::AsyncSemaphore::open("reports")
+    ///     .master("redis://127.0.0.1:6379")
+    ///     .build()
+    ///     .await?;
+    /// for holder in sem.holders().await? {
+    ///     println!("{} holds slots {:?}", holder.id, holder.slots);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn open(name: impl Into<String>) -> Builder {
+        Builder::adopting(name.into())
+    }
+
     pub(crate) fn from_parts(
         quorum: Quorum,
         name: String,
-        permits: u32,
         lease: Duration,
         bounded: bool,
         raise_on_redis_errors: bool,
@@ -373,7 +390,6 @@ impl AsyncSemaphore {
         let shared = Shared {
             core,
             name,
-            permits,
             bounded,
             raise_on_redis_errors,
             fair,
@@ -599,7 +615,7 @@ impl AsyncSemaphore {
     }
 
     fn check_count(&self, k: u32) -> Result<(), Error> {
-        let n = self.shared.permits;
+        let n = self.initial_value();
         if k == 0 {
             return Err(Error::InvalidArgument(
                 "cannot acquire 0 permits; ask for at least 1".into(),
@@ -688,9 +704,15 @@ impl AsyncSemaphore {
         Ok(self.shared.core.quorum.status().await?.available)
     }
 
-    /// The permit count the semaphore was built with.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The semaphore's permit count: the one it was built with (or found, for a handle
+    /// from [`open`](Self::open)), or the one this handle set with
+    /// [`set_permits`](Self::set_permits).
     pub fn initial_value(&self) -> u32 {
-        self.shared.permits
+        self.shared.core.quorum.permits()
     }
 
     /// True when no permit is available now.

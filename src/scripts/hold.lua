@@ -15,7 +15,7 @@
 -- Claiming is safe only on several masters, while the permit holds each slot on a
 -- majority: no other id can hold a majority of that slot then.
 local id, lease, token, claim = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
-local limit = load_config()
+local limit = load_config(true)
 local now = now_ms()
 reclaim(now)
 

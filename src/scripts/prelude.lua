@@ -77,11 +77,19 @@ local function int(x)
   return string.format('%d', x)
 end
 
--- Returns the limit, creating the config on first use and refusing a handle built with
--- another permit count.
-local function load_config()
+-- Returns the limit and the stored permit count, creating the config on first use and
+-- refusing a handle built with another permit count, unless `lenient` (renewing or
+-- releasing a permit granted before the count was changed). A count of 0 (a handle that
+-- adopts the stored count) creates nothing and accepts any stored count.
+local function load_config(lenient)
   local permits = tonumber(ARGV[1])
   local stored = redis.call('HMGET', CONFIG, 'permits', 'limit')
+  if permits == 0 then
+    if not stored[1] then
+      error({ err = 'SEMNOTFOUND ' .. CONFIG .. ' does not exist' })
+    end
+    return tonumber(stored[2]), tonumber(stored[1])
+  end
   if not stored[1] then
     if redis.call('HLEN', CONFIG) > 0 then
       error({ err = 'SEMWRONGTYPE ' .. CONFIG .. ' is a hash this library did not write' })
@@ -90,12 +98,12 @@ local function load_config()
     -- starts above every token it gave before (no semaphore grants once a microsecond),
     -- so fencing tokens keep rising across restarts.
     redis.call('HSET', CONFIG, 'permits', permits, 'limit', permits, 'token', stamp())
-    return permits
+    return permits, permits
   end
-  if tonumber(stored[1]) ~= permits then
+  if tonumber(stored[1]) ~= permits and not lenient then
     error({ err = 'SEMCONFIG ' .. stored[1] })
   end
-  return tonumber(stored[2])
+  return tonumber(stored[2]), tonumber(stored[1])
 end
 
 -- Puts a slot that was just taken off `leases` back among the free ones.

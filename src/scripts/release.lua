@@ -6,7 +6,7 @@
 -- Returns the number of slots freed: 0 means the id held none of them (its lease had
 -- already expired, or it never got a grant).
 local id, line = ARGV[2], ARGV[3]
-local limit = load_config()
+local limit = load_config(true)
 local now = now_ms()
 reclaim(now)
 local only = nil

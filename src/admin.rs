@@ -1,0 +1,121 @@
+//! What operators need: who holds a semaphore, a change of its permit count, the release
+//! of someone else's permit, and deleting it.
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::semaphore::AsyncSemaphore;
+
+/// A permit as the masters see it: one entry of [`AsyncSemaphore::holders`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Holder {
+    /// The permit's id ([`Permit::id`](crate::Permit::id)).
+    pub id: String,
+    /// The slots it holds on a majority of the masters (so the slots it keeps others out
+    /// of), lowest first. Empty for a stray: a grant on a minority of masters that is
+    /// about to be given back or to expire.
+    pub slots: Vec<u32>,
+    /// Its fencing token (the highest any master recorded).
+    pub fencing_token: u64,
+    /// What each master that answered holds for it.
+    pub masters: Vec<HeldOn>,
+}
+
+/// One master's view of a [`Holder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeldOn {
+    /// The master, as `host:port`.
+    pub master: String,
+    /// The slots it holds for the permit there.
+    pub slots: Vec<u32>,
+    /// Time left on the permit's lease there, by that master's clock (a live holder renews
+    /// it every lease / 3).
+    pub lease_left: Duration,
+}
+
+impl AsyncSemaphore {
+    /// Who holds the semaphore now, lowest slot first, with each master's view. Needs a
+    /// majority of the masters to answer.
+    pub async fn holders(&self) -> Result<Vec<Holder>, Error> {
+        let quorum = &self.shared().core.quorum;
+        let held = quorum.holders().await?;
+        let mut holders: Vec<Holder> = Vec::new();
+        for entry in held {
+            let at = match holders.iter().position(|h| h.id == entry.id) {
+                Some(at) => at,
+                None => {
+                    holders.push(Holder {
+                        id: entry.id.clone(),
+                        slots: Vec::new(),
+                        fencing_token: 0,
+                        masters: Vec::new(),
+                    });
+                    holders.len() - 1
+                }
+            };
+            let holder = &mut holders[at];
+            holder.fencing_token = holder.fencing_token.max(entry.token);
+            let master = quorum.master_name(entry.master);
+            match holder.masters.iter_mut().find(|m| m.master == master) {
+                Some(on) => {
+                    on.slots.push(entry.slot);
+                    on.lease_left = on.lease_left.min(entry.lease_left);
+                }
+                None => holder.masters.push(HeldOn {
+                    master: master.to_string(),
+                    slots: vec![entry.slot],
+                    lease_left: entry.lease_left,
+                }),
+            }
+        }
+        for holder in &mut holders {
+            let mut slots: Vec<u32> = holder
+                .masters
+                .iter()
+                .flat_map(|m| m.slots.iter().copied())
+                .collect();
+            slots.sort_unstable();
+            slots.dedup();
+            holder.slots = slots
+                .into_iter()
+                .filter(|slot| {
+                    let on = holder.masters.iter().filter(|m| m.slots.contains(slot));
+                    on.count() >= quorum.needed()
+                })
+                .collect();
+            holder.masters.sort_by(|a, b| a.master.cmp(&b.master));
+        }
+        holders.sort_by_key(|h| (h.slots.first().copied().unwrap_or(u32::MAX), h.id.clone()));
+        Ok(holders)
+    }
+
+    /// Changes the semaphore's permit count to `n`, for everyone: handles built with the
+    /// old count get [`Error::ConfigMismatch`] at their next call, this one takes the new
+    /// count. Lowering it does not take permits away: holders past the new count keep
+    /// their permits until they release them, and only slots below it are granted.
+    pub async fn set_permits(&self, n: u32) -> Result<(), Error> {
+        if n == 0 {
+            return Err(Error::InvalidArgument(
+                "a semaphore needs at least 1 permit".into(),
+            ));
+        }
+        self.shared().core.quorum.resize(n).await?;
+        Ok(())
+    }
+
+    /// Releases the permit with id `id`, whoever holds it (an operator's fix for a holder
+    /// that is stuck but still renewing). Returns the number of slots freed (0: no such
+    /// permit). The holder finds its permit lost at its next renewal.
+    pub async fn release_holder(&self, id: &str) -> Result<u32, Error> {
+        self.shared().core.quorum.release(id, "", &[]).await
+    }
+
+    /// Deletes the semaphore: its stored count, its token counter and every lease. Holders
+    /// lose their permits at their next renewal; a handle's next call creates the
+    /// semaphore again with its own count. Returns whether it existed.
+    pub async fn delete(&self) -> Result<bool, Error> {
+        self.shared().core.quorum.delete().await
+    }
+}
