@@ -1,0 +1,800 @@
+//! A load generator for what the criterion benches do not measure: many workers contending
+//! for a few permits for a few seconds, with the wait, the hand-off, the script calls per
+//! acquire, the fairness of turns, and an independent count of holders.
+//!
+//! ```text
+//! cargo run --release --example load -- --workers 16 --permits 4 --hold-ms 5 --secs 3
+//! cargo run --release --example load -- --masters 3 --processes 4 --json
+//! cargo run --release --example load -- --url redis://127.0.0.1:6379 --poll-ms 10
+//! ```
+//!
+//! Each worker has its own semaphore handle, as separate processes would, and loops
+//! acquire, hold, release until the time is up; its last acquire waits only for the time
+//! left, so the run ends on time. Without `--url` it starts throwaway `redis-server`s on
+//! free loopback ports (`REDIS_SERVER_BIN` picks another binary): one per master and one
+//! for the observer. `--processes P` runs the workers in P child processes of this same
+//! binary (`LOAD_CHILD` set), which report every cycle back over stdout.
+//!
+//! The observer lives on a server that is not a master: every holder counts itself in and
+//! out there, and a small script keeps the highest count. More than N holders at once ends
+//! the run with exit code 3.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis_semaphore::{AsyncSemaphore, Permit};
+use tokio::time::Instant;
+
+const USAGE: &str = "\
+usage: load [options]
+  --url URL        a master (repeat for several); none: start throwaway servers
+  --masters M      how many throwaway masters to start without --url (default 1)
+  --observer URL   the observer's server (default: a throwaway one)
+  --workers W      workers, each with its own handle (default 16)
+  --permits N      the semaphore's permits (default 4)
+  --hold-ms H      how long each grant is held (default 5)
+  --secs D         how long the run lasts (default 3)
+  --processes P    run the workers in P child processes (default 1)
+  --unfair         Builder::fair(false)
+  --poll-ms X      wait by try_acquire and a sleep of X ms, as npm redis-semaphore does
+  --name NAME      the semaphore's name (default: a fresh one per run)
+  --json           print the results as one JSON line";
+
+/// Set in a child process to the index of its first worker.
+const CHILD_ENV: &str = "LOAD_CHILD";
+
+#[derive(Debug, Clone)]
+struct Options {
+    urls: Vec<String>,
+    masters: usize,
+    observer: Option<String>,
+    workers: usize,
+    permits: u32,
+    hold: Duration,
+    secs: f64,
+    processes: usize,
+    fair: bool,
+    poll: Option<Duration>,
+    name: Option<String>,
+    json: bool,
+}
+
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+        let mut o = Options {
+            urls: Vec::new(),
+            masters: 1,
+            observer: None,
+            workers: 16,
+            permits: 4,
+            hold: Duration::from_millis(5),
+            secs: 3.0,
+            processes: 1,
+            fair: true,
+            poll: None,
+            name: None,
+            json: false,
+        };
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+            fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
+                v.parse()
+                    .map_err(|_| format!("{flag} wants a number, not {v:?}"))
+            }
+            match arg.as_str() {
+                "--url" => o.urls.push(value()?),
+                "--masters" => o.masters = num(&arg, value()?)?,
+                "--observer" => o.observer = Some(value()?),
+                "--workers" => o.workers = num(&arg, value()?)?,
+                "--permits" => o.permits = num(&arg, value()?)?,
+                "--hold-ms" => o.hold = Duration::from_millis(num(&arg, value()?)?),
+                "--secs" => o.secs = num(&arg, value()?)?,
+                "--processes" => o.processes = num(&arg, value()?)?,
+                "--unfair" => o.fair = false,
+                "--poll-ms" => o.poll = Some(Duration::from_millis(num(&arg, value()?)?)),
+                "--name" => o.name = Some(value()?),
+                "--json" => o.json = true,
+                "-h" | "--help" => return Err(String::new()),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        if o.workers == 0 || o.permits == 0 || o.masters == 0 {
+            return Err("--workers, --permits and --masters must be at least 1".into());
+        }
+        if !(o.secs > 0.0 && o.secs <= 3600.0) {
+            return Err("--secs must be above 0 and at most 3600".into());
+        }
+        if o.processes == 0 || o.processes > o.workers {
+            return Err("--processes must be between 1 and --workers".into());
+        }
+        if o.poll.is_some_and(|p| p.is_zero()) {
+            return Err("--poll-ms must be at least 1".into());
+        }
+        Ok(o)
+    }
+
+    /// The arguments that make a child run `workers` of these workers.
+    fn child_args(&self, workers: usize) -> Vec<String> {
+        let mut args = Vec::new();
+        for url in &self.urls {
+            args.extend(["--url".into(), url.clone()]);
+        }
+        args.extend([
+            "--observer".into(),
+            self.observer.clone().unwrap_or_default(),
+        ]);
+        args.extend(["--name".into(), self.name.clone().unwrap_or_default()]);
+        args.extend(["--workers".into(), workers.to_string()]);
+        args.extend(["--permits".into(), self.permits.to_string()]);
+        args.extend(["--hold-ms".into(), self.hold.as_millis().to_string()]);
+        args.extend(["--secs".into(), self.secs.to_string()]);
+        if !self.fair {
+            args.push("--unfair".into());
+        }
+        if let Some(poll) = self.poll {
+            args.extend(["--poll-ms".into(), poll.as_millis().to_string()]);
+        }
+        args
+    }
+}
+
+/// Microseconds since the epoch: one clock for every process on this machine.
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// One acquire, hold and release of one worker.
+#[derive(Debug, Clone, Copy)]
+struct Cycle {
+    worker: usize,
+    /// When the acquire was called.
+    start: u64,
+    /// When it returned the permit.
+    grant: u64,
+    /// When `release()` returned.
+    release: u64,
+    /// Whether all N permits were held just before this one was released.
+    full: bool,
+}
+
+/// What the workers of one process did.
+#[derive(Debug, Default)]
+struct Outcome {
+    cycles: Vec<Cycle>,
+    errors: Vec<String>,
+    /// When the workers started and when the last one stopped.
+    began: u64,
+    ended: u64,
+}
+
+/// Counts holders in and out on a server that is not a master, keeping the highest count.
+#[derive(Debug)]
+struct Observer {
+    conn: redis::aio::MultiplexedConnection,
+    enter: redis::Script,
+    inside: String,
+    max: String,
+}
+
+impl Observer {
+    async fn connect(url: &str, name: &str) -> Result<Observer, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("observer {url}: {e}"))?;
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("observer {url}: {e}"))?;
+        let enter = redis::Script::new(
+            "local v = redis.call('INCR', KEYS[1]) \
+             if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end \
+             return v",
+        );
+        Ok(Observer {
+            conn,
+            enter,
+            inside: format!("load-observer:{name}:inside"),
+            max: format!("load-observer:{name}:max"),
+        })
+    }
+
+    /// Counts a holder in; returns how many are inside now.
+    async fn enter(&mut self) -> Result<u32, String> {
+        self.enter
+            .key(&self.inside)
+            .key(&self.max)
+            .invoke_async(&mut self.conn)
+            .await
+            .map_err(|e| format!("observer enter: {e}"))
+    }
+
+    /// Counts a holder out; returns how many are left inside.
+    async fn exit(&mut self) -> Result<i64, String> {
+        redis::cmd("DECR")
+            .arg(&self.inside)
+            .query_async(&mut self.conn)
+            .await
+            .map_err(|e| format!("observer exit: {e}"))
+    }
+
+    /// The highest number of holders inside at once.
+    async fn max(&mut self) -> Result<u32, String> {
+        let max: Option<u32> = redis::cmd("GET")
+            .arg(&self.max)
+            .query_async(&mut self.conn)
+            .await
+            .map_err(|e| format!("observer read: {e}"))?;
+        Ok(max.unwrap_or(0))
+    }
+}
+
+/// One worker's handle and observer connection, made before the clock starts.
+struct Worker {
+    index: usize,
+    sem: AsyncSemaphore,
+    observer: Observer,
+}
+
+async fn prepare(o: &Options, first: usize, count: usize) -> Result<Vec<Worker>, String> {
+    let name = o
+        .name
+        .as_deref()
+        .expect("a name is chosen before the workers");
+    let observer_url = o
+        .observer
+        .as_deref()
+        .expect("an observer before the workers");
+    let mut workers = Vec::with_capacity(count);
+    for index in first..first + count {
+        let sem = AsyncSemaphore::builder(name, o.permits)
+            .masters(&o.urls)
+            .fair(o.fair)
+            .build()
+            .await
+            .map_err(|e| format!("worker {index} cannot build its semaphore: {e}"))?;
+        let observer = Observer::connect(observer_url, name).await?;
+        workers.push(Worker {
+            index,
+            sem,
+            observer,
+        });
+    }
+    Ok(workers)
+}
+
+/// Runs every worker for `o.secs` from now.
+async fn run(o: &Options, workers: Vec<Worker>) -> Outcome {
+    let began = now_us();
+    let stop = Instant::now() + Duration::from_secs_f64(o.secs);
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|w| tokio::spawn(work(o.clone(), w, stop)))
+        .collect();
+    let mut outcome = Outcome {
+        began,
+        ..Outcome::default()
+    };
+    for task in tasks {
+        match task.await {
+            Ok((cycles, error)) => {
+                outcome.cycles.extend(cycles);
+                outcome.errors.extend(error);
+            }
+            Err(e) => outcome.errors.push(format!("a worker panicked: {e}")),
+        }
+    }
+    outcome.ended = now_us();
+    outcome
+}
+
+/// Loops acquire, hold, release until `stop`; returns its cycles and the error that ended
+/// it early, if one did.
+async fn work(o: Options, mut w: Worker, stop: Instant) -> (Vec<Cycle>, Option<String>) {
+    let mut cycles = Vec::new();
+    // Bounded by `stop`: every wait below ends by then, and a cycle that began before
+    // it takes one hold and two round trips more.
+    while let Some(left) = stop
+        .checked_duration_since(Instant::now())
+        .filter(|l| !l.is_zero())
+    {
+        let start = now_us();
+        let permit = match o.poll {
+            None => w.sem.acquire_timeout(left).await.map_err(|e| e.to_string()),
+            Some(every) => poll(&w.sem, every, stop).await,
+        };
+        let permit = match permit {
+            Ok(Some(permit)) => permit,
+            Ok(None) => break,
+            Err(e) => return (cycles, Some(format!("worker {}: acquire: {e}", w.index))),
+        };
+        let grant = now_us();
+        match cycle(&o, &mut w, permit).await {
+            Ok(full) => cycles.push(Cycle {
+                worker: w.index,
+                start,
+                grant,
+                release: now_us(),
+                full,
+            }),
+            Err(e) => return (cycles, Some(format!("worker {}: {e}", w.index))),
+        }
+    }
+    (cycles, None)
+}
+
+/// Holds `permit` for the hold time, counted in and out by the observer, and releases it.
+/// Returns whether all N permits were held when this one was let go.
+async fn cycle(o: &Options, w: &mut Worker, permit: Permit) -> Result<bool, String> {
+    w.observer.enter().await?;
+    if !o.hold.is_zero() {
+        tokio::time::sleep(o.hold).await;
+    }
+    let left_inside = w.observer.exit().await?;
+    permit
+        .release()
+        .await
+        .map_err(|e| format!("release: {e}"))?;
+    Ok(left_inside + 1 >= i64::from(o.permits))
+}
+
+/// The polling baseline: `try_acquire`, then sleep `every`, until a permit or `stop`.
+async fn poll(
+    sem: &AsyncSemaphore,
+    every: Duration,
+    stop: Instant,
+) -> Result<Option<Permit>, String> {
+    loop {
+        if let Some(permit) = sem.try_acquire().await.map_err(|e| e.to_string())? {
+            return Ok(Some(permit));
+        }
+        let left = stop.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        tokio::time::sleep(every.min(left)).await;
+    }
+}
+
+/// Script calls a master has served since it started: `EVALSHA` and, should the client
+/// fall back to it, `EVAL`.
+async fn script_calls(url: &str) -> Result<u64, String> {
+    let client = redis::Client::open(url).map_err(|e| format!("{url}: {e}"))?;
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut con)
+        .await
+        .map_err(|e| format!("INFO commandstats on {url}: {e}"))?;
+    let mut calls = 0;
+    for line in info.lines() {
+        let rest = line
+            .strip_prefix("cmdstat_evalsha:calls=")
+            .or_else(|| line.strip_prefix("cmdstat_eval:calls="));
+        if let Some(n) = rest.and_then(|r| r.split(',').next()) {
+            calls += n
+                .parse::<u64>()
+                .map_err(|e| format!("{url}: {line:?}: {e}"))?;
+        }
+    }
+    Ok(calls)
+}
+
+async fn all_script_calls(urls: &[String]) -> Result<u64, String> {
+    let mut sum = 0;
+    for url in urls {
+        sum += script_calls(url).await?;
+    }
+    Ok(sum)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A child process: builds its workers, says READY, waits for GO on stdin, runs, and
+/// prints one line per cycle, then DONE.
+fn child(o: &Options, first: usize) -> Result<(), String> {
+    let rt = runtime();
+    let workers = rt.block_on(prepare(o, first, o.workers))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "READY")
+        .and_then(|()| out.flush())
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    if line.trim() != "GO" {
+        return Err(format!("expected GO from the parent, got {line:?}"));
+    }
+    let outcome = rt.block_on(run(o, workers));
+    let write = |out: &mut dyn Write| -> std::io::Result<()> {
+        for c in &outcome.cycles {
+            let full = u8::from(c.full);
+            writeln!(
+                out,
+                "C {} {} {} {} {full}",
+                c.worker, c.start, c.grant, c.release
+            )?;
+        }
+        for e in &outcome.errors {
+            writeln!(out, "E {}", e.replace('\n', " "))?;
+        }
+        writeln!(out, "SPAN {} {}", outcome.began, outcome.ended)?;
+        writeln!(out, "DONE")?;
+        out.flush()
+    };
+    write(&mut out).map_err(|e| e.to_string())
+}
+
+/// Runs the workers in `o.processes` children; the script calls are counted between
+/// the moment every child is ready and the moment every one is done.
+fn run_processes(o: &Options) -> Result<(Outcome, u64), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut children = Vec::new();
+    let mut first = 0;
+    for p in 0..o.processes {
+        let count = o.workers / o.processes + usize::from(p < o.workers % o.processes);
+        let mut child = Command::new(&exe)
+            .args(o.child_args(count))
+            .env(CHILD_ENV, first.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start child process: {e}"))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        children.push((child, BufReader::new(stdout).lines()));
+        first += count;
+    }
+    let read = |lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>| {
+        lines
+            .next()
+            .unwrap_or_else(|| Err(std::io::ErrorKind::UnexpectedEof.into()))
+            .map_err(|e| format!("a child process ended early: {e}"))
+    };
+    for (_, lines) in &mut children {
+        let line = read(lines)?;
+        if line != "READY" {
+            return Err(format!("a child process said {line:?} instead of READY"));
+        }
+    }
+    let rt = runtime();
+    let before = rt.block_on(all_script_calls(&o.urls))?;
+    for (child, _) in &mut children {
+        let stdin = child.stdin.as_mut().expect("piped stdin");
+        writeln!(stdin, "GO")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("cannot start a child: {e}"))?;
+    }
+    let mut outcome = Outcome {
+        began: u64::MAX,
+        ..Outcome::default()
+    };
+    for (child, lines) in &mut children {
+        // Each child prints a bounded number of lines and then DONE, or its output ends.
+        loop {
+            let line = read(lines)?;
+            let mut f = line.split(' ');
+            let mut n = || f.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            match line.split(' ').next() {
+                Some("C") => {
+                    n();
+                    outcome.cycles.push(Cycle {
+                        worker: n() as usize,
+                        start: n(),
+                        grant: n(),
+                        release: n(),
+                        full: n() == 1,
+                    });
+                }
+                Some("E") => outcome.errors.push(line[2..].to_string()),
+                Some("SPAN") => {
+                    n();
+                    outcome.began = outcome.began.min(n());
+                    outcome.ended = outcome.ended.max(n());
+                }
+                Some("DONE") => break,
+                _ => return Err(format!("a child process said {line:?}")),
+            }
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            outcome
+                .errors
+                .push(format!("a child process exited with {status}"));
+        }
+    }
+    let after = rt.block_on(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        all_script_calls(&o.urls).await
+    })?;
+    Ok((outcome, after.saturating_sub(before)))
+}
+
+/// Runs the workers in this process; returns what they did and the script calls the
+/// masters served meanwhile.
+fn run_here(o: &Options) -> Result<(Outcome, u64), String> {
+    runtime().block_on(async {
+        let workers = prepare(o, 0, o.workers).await?;
+        let before = all_script_calls(&o.urls).await?;
+        let outcome = run(o, workers).await;
+        // Waiters that timed out at the end hand their place on in the background.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let after = all_script_calls(&o.urls).await?;
+        Ok((outcome, after.saturating_sub(before)))
+    })
+}
+
+/// The `q` quantile of sorted `v`, in milliseconds (nearest rank).
+fn quantile_ms(v: &[u64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1] as f64 / 1000.0)
+}
+
+/// What a run measured.
+#[derive(Debug)]
+struct Report {
+    cycles: usize,
+    secs: f64,
+    waits: Vec<u64>,
+    handoffs: Vec<u64>,
+    script_calls: u64,
+    calls_per_acquire: Option<f64>,
+    turns: Vec<u64>,
+    max_inside: u32,
+}
+
+impl Report {
+    fn new(o: &Options, outcome: &Outcome, script_calls: u64, max_inside: u32) -> Report {
+        let cycles = &outcome.cycles;
+        let mut waits: Vec<u64> = cycles.iter().map(|c| c.grant - c.start).collect();
+        waits.sort_unstable();
+
+        // Hand-off: for each grant, the time since the latest release that returned before
+        // it, counted only when that release let go of a full semaphore and the grant's
+        // acquire was already waiting then (so a worker re-acquiring after its own release
+        // is not counted). Approximate: two releases close together both look like the
+        // cause of the grants after the later one, which makes the figure a little low;
+        // and a release's reply can reach its worker after the grant it caused, which
+        // then counts from the release before.
+        let mut releases: Vec<(u64, bool)> = cycles.iter().map(|c| (c.release, c.full)).collect();
+        releases.sort_unstable();
+        let mut handoffs: Vec<u64> = cycles
+            .iter()
+            .filter_map(|c| {
+                let i = releases.partition_point(|&(t, _)| t <= c.grant);
+                let (t, full) = *releases.get(i.checked_sub(1)?)?;
+                (full && c.start <= t).then(|| c.grant - t)
+            })
+            .collect();
+        handoffs.sort_unstable();
+
+        // Script calls per acquire: every master serves one call per acquire attempt and
+        // one per release (requests fan out to all M masters), so the calls the masters
+        // served, divided by M, less one per release, are the acquire attempts; divided by
+        // the grants, that is how many attempts a grant took (1.0 at best). Renewals
+        // (every lease / 3), settling calls with several masters, and the hand-over of a
+        // queue place by a waiter that timed out at the end count against the acquires.
+        let masters = o.urls.len() as f64;
+        let grants = cycles.len() as f64;
+        let calls_per_acquire =
+            (grants > 0.0).then(|| (script_calls as f64 / masters - grants) / grants);
+
+        let mut turns = vec![0u64; o.workers];
+        for c in cycles {
+            if let Some(t) = turns.get_mut(c.worker) {
+                *t += 1;
+            }
+        }
+        let secs = (outcome.ended.saturating_sub(outcome.began)) as f64 / 1e6;
+        Report {
+            cycles: cycles.len(),
+            secs,
+            waits,
+            handoffs,
+            script_calls,
+            calls_per_acquire,
+            turns,
+            max_inside,
+        }
+    }
+
+    fn cycles_per_sec(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.cycles as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+
+    fn turns_min_max(&self) -> (u64, u64) {
+        let min = self.turns.iter().copied().min().unwrap_or(0);
+        let max = self.turns.iter().copied().max().unwrap_or(0);
+        (min, max)
+    }
+
+    fn turns_ratio(&self) -> Option<f64> {
+        let (min, max) = self.turns_min_max();
+        (min > 0).then(|| max as f64 / min as f64)
+    }
+
+    fn json(&self, o: &Options, errors: usize) -> String {
+        let num = |v: Option<f64>| v.map_or_else(|| "null".to_string(), |v| format!("{v:.3}"));
+        let (tmin, tmax) = self.turns_min_max();
+        format!(
+            concat!(
+                "{{\"masters\":{},\"workers\":{},\"processes\":{},\"permits\":{},",
+                "\"hold_ms\":{},\"secs\":{:.3},\"fair\":{},\"poll_ms\":{},",
+                "\"cycles\":{},\"cycles_per_sec\":{:.1},",
+                "\"wait_p50_ms\":{},\"wait_p99_ms\":{},\"wait_max_ms\":{},",
+                "\"handoff_p50_ms\":{},\"handoff_p99_ms\":{},\"handoff_samples\":{},",
+                "\"script_calls\":{},\"calls_per_acquire\":{},",
+                "\"turns_min\":{},\"turns_max\":{},\"turns_ratio\":{},",
+                "\"max_inside\":{},\"errors\":{}}}"
+            ),
+            o.urls.len(),
+            o.workers,
+            o.processes,
+            o.permits,
+            o.hold.as_millis(),
+            self.secs,
+            o.fair,
+            o.poll
+                .map_or_else(|| "null".to_string(), |p| p.as_millis().to_string()),
+            self.cycles,
+            self.cycles_per_sec(),
+            num(quantile_ms(&self.waits, 0.50)),
+            num(quantile_ms(&self.waits, 0.99)),
+            num(quantile_ms(&self.waits, 1.0)),
+            num(quantile_ms(&self.handoffs, 0.50)),
+            num(quantile_ms(&self.handoffs, 0.99)),
+            self.handoffs.len(),
+            self.script_calls,
+            num(self.calls_per_acquire),
+            tmin,
+            tmax,
+            num(self.turns_ratio()),
+            self.max_inside,
+            errors,
+        )
+    }
+
+    fn text(&self, o: &Options) -> String {
+        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2} ms"));
+        let (tmin, tmax) = self.turns_min_max();
+        let waiting = match o.poll {
+            Some(p) => format!("polling every {} ms", p.as_millis()),
+            None if o.fair => "fair".to_string(),
+            None => "unfair".to_string(),
+        };
+        format!(
+            "load: {} workers in {} process(es), {} permits, hold {} ms, {waiting}, {} master(s)\n\
+             \x20 cycles        {} in {:.2} s = {:.0}/s\n\
+             \x20 wait          p50 {}  p99 {}  max {}\n\
+             \x20 hand-off      p50 {}  p99 {}  ({} samples)\n\
+             \x20 script calls  {} per acquire ({} on the masters)\n\
+             \x20 turns         max {tmax} / min {tmin} = {}\n\
+             \x20 observer      at most {} holders of {}",
+            o.workers,
+            o.processes,
+            o.permits,
+            o.hold.as_millis(),
+            o.urls.len(),
+            self.cycles,
+            self.secs,
+            self.cycles_per_sec(),
+            ms(quantile_ms(&self.waits, 0.50)),
+            ms(quantile_ms(&self.waits, 0.99)),
+            ms(quantile_ms(&self.waits, 1.0)),
+            ms(quantile_ms(&self.handoffs, 0.50)),
+            ms(quantile_ms(&self.handoffs, 0.99)),
+            self.handoffs.len(),
+            self.calls_per_acquire
+                .map_or_else(|| "-".to_string(), |c| format!("{c:.3}")),
+            self.script_calls,
+            self.turns_ratio()
+                .map_or_else(|| "inf".to_string(), |r| format!("{r:.2}")),
+            self.max_inside,
+            o.permits,
+        )
+    }
+}
+
+fn main() {
+    std::process::exit(load());
+}
+
+/// Runs the whole load; returns the exit code, once the throwaway servers are gone.
+fn load() -> i32 {
+    let mut o = match Options::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("load: {e}\n{USAGE}");
+            return 2;
+        }
+    };
+    if let Ok(first) = std::env::var(CHILD_ENV) {
+        let first = first.parse().expect("LOAD_CHILD is a worker index");
+        return match child(&o, first) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("load (child): {e}");
+                1
+            }
+        };
+    }
+
+    // Throwaway servers, killed when this function returns.
+    let mut servers = Vec::new();
+    if o.urls.is_empty() {
+        servers.extend((0..o.masters).map(|_| support::Server::start()));
+        o.urls = servers.iter().map(support::Server::url).collect();
+    }
+    if o.observer.is_none() {
+        let observer = support::Server::start();
+        o.observer = Some(observer.url());
+        servers.push(observer);
+    }
+    if o.urls.iter().any(|u| Some(u) == o.observer.as_ref()) {
+        eprintln!("load: the observer must be a server that is not a master");
+        return 2;
+    }
+    if o.name.is_none() {
+        o.name = Some(format!("load-{}-{}", std::process::id(), now_us()));
+    }
+
+    let run = if o.processes > 1 {
+        run_processes(&o)
+    } else {
+        run_here(&o)
+    };
+    let observer = o.observer.clone().expect("an observer");
+    let name = o.name.clone().expect("a name");
+    let measured = run.and_then(|(outcome, calls)| {
+        let max_inside =
+            runtime().block_on(async { Observer::connect(&observer, &name).await?.max().await })?;
+        Ok((outcome, calls, max_inside))
+    });
+    let (outcome, calls, max_inside) = match measured {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("load: {e}");
+            return 1;
+        }
+    };
+    let report = Report::new(&o, &outcome, calls, max_inside);
+    if o.json {
+        println!("{}", report.json(&o, outcome.errors.len()));
+    } else {
+        println!("{}", report.text(&o));
+    }
+    for e in &outcome.errors {
+        eprintln!("load: error: {e}");
+    }
+    if max_inside > o.permits {
+        eprintln!(
+            "load: OVER-ADMISSION: the observer saw {max_inside} holders of {} permits",
+            o.permits
+        );
+        return 3;
+    }
+    i32::from(!outcome.errors.is_empty())
+}
