@@ -546,7 +546,7 @@ pub(crate) struct HeldSlot {
 /// `{slot, id, token, ms_left, ...}` from master `master`.
 fn parse_holders(master: usize, reply: &[redis::Value]) -> Option<Vec<HeldSlot>> {
     use redis::{FromRedisValue, Value};
-    if reply.len() % 4 != 0 {
+    if !reply.len().is_multiple_of(4) {
         return None;
     }
     reply
