@@ -29,6 +29,8 @@ run() { # run <label> <binary> <cargo args...>
 run "tests against $(server_name "$redis_bin")" "$redis_bin" --all-targets
 run "tests against $(server_name "$valkey_bin")" "$valkey_bin" --all-targets
 run "doc tests (against $(server_name "$redis_bin"))" "$redis_bin" --doc
+run "feature tracing (against $(server_name "$redis_bin"))" "$redis_bin" --features tracing --test tracing
+run "library without default features (against $(server_name "$redis_bin"))" "$redis_bin" --no-default-features --lib
 
 echo
 if [ "${#failed[@]}" -ne 0 ]; then

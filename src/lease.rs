@@ -114,15 +114,20 @@ async fn renew(quorum: Arc<Quorum>, lease: Duration, state: Arc<LeaseState>, gra
                 Ok(true) => {
                     state.extend(started + validity(lease));
                     next = started + period;
+                    crate::trace::renewed(&state.id, started.elapsed());
                 }
                 // The masters no longer hold it: someone else may, already.
                 Ok(false) => break,
                 // Unreachable or slow: keep trying until the deadline says otherwise.
-                Err(_) => next = Instant::now() + retry,
+                Err(error) => {
+                    crate::trace::renewal_failed(&state.id, &error);
+                    next = Instant::now() + retry;
+                }
             },
             _ = sleep_until(deadline) => break,
         }
     }
+    crate::trace::lost(&state.id);
     state.mark_lost();
 }
 

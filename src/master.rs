@@ -82,17 +82,19 @@ impl Master {
         invocation.arg(args);
         let mut conn = self.conn.clone();
         let reply = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await;
-        match reply {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(source)) => Err(self.error(source)),
-            Err(_elapsed) => Err(self.error(
+        let error = match reply {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(source)) => self.error(source),
+            Err(_elapsed) => self.error(
                 io::Error::new(
                     io::ErrorKind::TimedOut,
                     "no reply within the request timeout",
                 )
                 .into(),
-            )),
-        }
+            ),
+        };
+        crate::trace::master_error(&self.name, &error);
+        Err(error)
     }
 
     /// Turns what the server answered into an [`Error`]; the scripts' own errors become

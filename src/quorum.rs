@@ -79,6 +79,8 @@ pub(crate) struct Attempt {
     /// Some master did not answer: it may still grant this id later, so whoever gives up
     /// on the id must release it there.
     pub(crate) unanswered: bool,
+    /// Masters that hold the granted slots.
+    pub(crate) granted_by: usize,
 }
 
 /// One master's grant in an acquire round.
@@ -258,6 +260,7 @@ impl Quorum {
             outcome: Acquired::Busy { wait_ms: None },
             stamps: vec![None; self.masters.len()],
             unanswered: !answers.failures.is_empty(),
+            granted_by: 0,
         };
         let mut grants = Vec::new();
         let mut wait_ms: Option<u64> = None;
@@ -310,6 +313,7 @@ impl Quorum {
             return Ok(attempt);
         }
         attempt.outcome = Acquired::Granted { token, slots: kept };
+        attempt.granted_by = holding.len();
         Ok(attempt)
     }
 

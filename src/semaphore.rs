@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use crate::quorum::Quorum;
 use crate::quorum::{Ask, Queue};
 use crate::scripts::Acquired;
+use crate::trace;
 use crate::wait::{Backoff, WAKE_CAP, wake_pause};
 use crate::wake::Listener;
 use crate::wake::Wake;
@@ -46,6 +47,7 @@ impl Core {
     ) -> Result<(), Error> {
         let was_valid = lease.is_valid();
         let freed = self.quorum.release(&lease.id, "", slots).await;
+        trace::released(&lease.id, &freed);
         // A lease already lost is the answer, whether or not the masters could be reached.
         if !was_valid || freed? == 0 {
             return Err(Error::PermitLost {
@@ -67,7 +69,8 @@ impl Core {
     ) {
         let core = Arc::clone(self);
         runtime.spawn(async move {
-            let _ = core.quorum.release(&id, &line, &slots).await;
+            let released = core.quorum.release(&id, &line, &slots).await;
+            trace::released(&id, &released);
             core.released.notify_waiters();
         });
     }
@@ -516,6 +519,7 @@ impl AsyncSemaphore {
             armed: false,
             queued: !ask_now,
         };
+        let mut trace = trace::Acquire::start(&shared.name, k);
         let mut backoff = Backoff::new();
         // Set once an attempt went unanswered by some master: it may still be granted
         // there later (a request stuck on a paused master), so the guard stays armed.
@@ -541,6 +545,7 @@ impl AsyncSemaphore {
                     line: &shared.line,
                     more,
                 };
+                trace.attempt();
                 match core.quorum.acquire(&ask, core.lease, deadline).await {
                     Ok(attempt) => {
                         uncertain |= attempt.unanswered;
@@ -550,6 +555,7 @@ impl AsyncSemaphore {
                         match attempt.outcome {
                             Acquired::Granted { token, slots } => {
                                 guard.armed = false;
+                                trace.granted(&id, token, &slots, attempt.granted_by);
                                 if queue == Queue::Join && more {
                                     shared.line_queued.store(true, Ordering::Relaxed);
                                 }
@@ -594,10 +600,12 @@ impl AsyncSemaphore {
             ask_now = true;
             let wake = Instant::now() + pause;
             let wake = match wait {
-                Wait::No => return Ok(None),
                 Wait::Forever => wake,
-                Wait::Until(until) if Instant::now() >= until => return Ok(None),
-                Wait::Until(until) => wake.min(until),
+                Wait::Until(until) if Instant::now() < until => wake.min(until),
+                Wait::No | Wait::Until(_) => {
+                    trace.gave_up();
+                    return Ok(None);
+                }
             };
             let woken = async {
                 match turn.as_deref_mut() {

@@ -284,7 +284,9 @@ async fn acquire(
     };
     tokio::pin!(waiting);
     let started = tokio::time::Instant::now();
-    let mut report = tokio::time::interval(Duration::from_secs(10));
+    // A first word after a second, then every ten.
+    let mut report =
+        tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(10));
     loop {
         tokio::select! {
             permit = &mut waiting => return permit,
