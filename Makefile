@@ -12,4 +12,4 @@ lint:
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 
 bench:
-	cargo bench
+	scripts/bench-report.sh
