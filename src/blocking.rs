@@ -164,6 +164,14 @@ impl Builder {
         }
     }
 
+    /// See [`crate::Builder::cluster`].
+    #[cfg(feature = "cluster")]
+    pub fn cluster<N: redis::IntoConnectionInfo>(self, nodes: impl IntoIterator<Item = N>) -> Self {
+        Builder {
+            inner: self.inner.cluster(nodes),
+        }
+    }
+
     /// See [`crate::Builder::lease`].
     pub fn lease(self, lease: Duration) -> Self {
         Builder {

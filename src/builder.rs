@@ -51,6 +51,25 @@ impl IntoMaster for &String {
     }
 }
 
+/// One master as given to the builder.
+#[derive(Clone)]
+enum Spec {
+    Server(redis::Client),
+    #[cfg(feature = "cluster")]
+    Cluster(Vec<redis::ConnectionInfo>),
+}
+
+impl Spec {
+    /// The addresses it names, as `host:port`.
+    fn addrs(&self) -> Vec<String> {
+        match self {
+            Spec::Server(client) => vec![client.get_connection_info().addr().to_string()],
+            #[cfg(feature = "cluster")]
+            Spec::Cluster(nodes) => nodes.iter().map(|n| n.addr().to_string()).collect(),
+        }
+    }
+}
+
 /// Configures and builds an [`AsyncSemaphore`] (or, through
 /// [`blocking::Builder`](crate::blocking::Builder), a blocking one).
 ///
@@ -61,7 +80,7 @@ impl IntoMaster for &String {
 pub struct Builder {
     pub(crate) name: String,
     pub(crate) permits: u32,
-    masters: Vec<Result<redis::Client, String>>,
+    masters: Vec<Result<Spec, String>>,
     lease: Duration,
     bounded: bool,
     raise_on_redis_errors: bool,
@@ -77,7 +96,7 @@ impl fmt::Debug for Builder {
             .masters
             .iter()
             .map(|m| match m {
-                Ok(client) => client.get_connection_info().addr().to_string(),
+                Ok(spec) => spec.addrs().join(","),
                 Err(e) => format!("invalid: {e}"),
             })
             .collect();
@@ -130,8 +149,48 @@ impl Builder {
     /// grants that the majority still counts on, and its vote can give a held slot to a
     /// second holder.
     pub fn master(mut self, master: impl IntoMaster) -> Self {
-        self.masters
-            .push(master.into_client().map_err(|e| e.to_string()));
+        self.masters.push(
+            master
+                .into_client()
+                .map(Spec::Server)
+                .map_err(|e| e.to_string()),
+        );
+        self
+    }
+
+    /// Adds a Redis (or Valkey) Cluster as one master, reached through its seed `nodes`
+    /// (feature `cluster`). All keys of a semaphore share the hash tag `{name}`, so each
+    /// semaphore lives on one shard, every script touches one slot, and wake-ups use
+    /// sharded pub/sub on that shard. Many semaphores spread over the shards.
+    ///
+    /// A cluster is one master as far as the Redlock quorum goes: a failover promotes a
+    /// replica that may not have received the latest grants (replication is
+    /// asynchronous), so a permit granted just before a failover can be granted again.
+    /// Give several independent clusters (or add `WAIT`-style durability on the servers)
+    /// where that matters.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// let sem = redis_semaphore::AsyncSemaphore::builder("tenant-42", 4)
+    ///     .cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn cluster<N: redis::IntoConnectionInfo>(
+        mut self,
+        nodes: impl IntoIterator<Item = N>,
+    ) -> Self {
+        let nodes: redis::RedisResult<Vec<redis::ConnectionInfo>> = nodes
+            .into_iter()
+            .map(redis::IntoConnectionInfo::into_connection_info)
+            .collect();
+        self.masters.push(match nodes {
+            Ok(nodes) if nodes.is_empty() => Err("a cluster needs at least one node".into()),
+            Ok(nodes) => Ok(Spec::Cluster(nodes)),
+            Err(e) => Err(e.to_string()),
+        });
         self
     }
 
@@ -221,8 +280,7 @@ impl Builder {
             return invalid(format!("master #{} is not a valid address: {why}", i + 1));
         }
         let mut seen = std::collections::HashSet::new();
-        for client in self.masters.iter().flatten() {
-            let addr = client.get_connection_info().addr().to_string();
+        for addr in self.masters.iter().flatten().flat_map(Spec::addrs) {
             if !seen.insert(addr.clone()) {
                 return invalid(format!(
                     "master {addr} is given twice; several masters must be independent servers"
@@ -264,11 +322,14 @@ impl Builder {
     pub async fn build(self) -> Result<AsyncSemaphore, Error> {
         self.validate()?;
         let timeout = self.effective_request_timeout();
-        let masters = self
-            .masters
-            .into_iter()
-            .map(|m| Master::new(m.expect("validated"), timeout))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut masters = Vec::new();
+        for spec in self.masters {
+            masters.push(match spec.expect("validated") {
+                Spec::Server(client) => Master::new(client, timeout)?,
+                #[cfg(feature = "cluster")]
+                Spec::Cluster(nodes) => Master::cluster(nodes, timeout).await?,
+            });
+        }
         let mut quorum = Quorum::new(masters, &self.name, self.permits);
         let status = quorum.status().await?;
         if self.adopt {

@@ -6,10 +6,10 @@ use std::io;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, RetryMethod, Script};
+use redis::{FromRedisValue, RetryMethod};
 
 use crate::error::Error;
-use crate::scripts::Keys;
+use crate::scripts::{Keys, Scripted};
 use crate::wake::{Listener, Subscriber};
 
 /// A master and its connection. Cheap to clone: the connection is shared and reconnects
@@ -17,9 +17,26 @@ use crate::wake::{Listener, Subscriber};
 #[derive(Clone)]
 pub(crate) struct Master {
     name: String,
-    client: redis::Client,
-    conn: ConnectionManager,
+    conn: Conn,
+    source: Source,
     timeout: Duration,
+}
+
+/// What a master is: one server, or (feature `cluster`) a Redis Cluster, in which each
+/// semaphore lives on the shard that owns its hash tag.
+#[derive(Clone)]
+enum Conn {
+    Server(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+/// Where the subscriber connection for wake-ups comes from.
+#[derive(Clone)]
+pub(crate) enum Source {
+    Server(redis::Client),
+    #[cfg(feature = "cluster")]
+    Cluster(Vec<redis::ConnectionInfo>),
 }
 
 impl fmt::Debug for Master {
@@ -50,8 +67,52 @@ impl Master {
             })?;
         Ok(Master {
             name,
-            client,
-            conn,
+            conn: Conn::Server(conn),
+            source: Source::Server(client),
+            timeout,
+        })
+    }
+
+    /// Connects to a Redis Cluster through its seed `nodes`; the cluster client follows
+    /// MOVED and ASK redirections and refreshes its slot map after a failover.
+    #[cfg(feature = "cluster")]
+    pub(crate) async fn cluster(
+        nodes: Vec<redis::ConnectionInfo>,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        let name = format!(
+            "cluster({})",
+            nodes
+                .iter()
+                .map(|n| n.addr().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let error = |source| Error::Redis {
+            master: name.clone(),
+            source,
+        };
+        let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .build()
+            .map_err(error)?;
+        let conn = tokio::time::timeout(timeout, client.get_async_connection())
+            .await
+            .map_err(|_| {
+                error(
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no cluster within the request timeout",
+                    )
+                    .into(),
+                )
+            })?
+            .map_err(error)?;
+        Ok(Master {
+            name,
+            conn: Conn::Cluster(conn),
+            source: Source::Cluster(nodes),
             timeout,
         })
     }
@@ -62,7 +123,7 @@ impl Master {
 
     /// Listens to `channel` on this master's shared subscriber connection.
     pub(crate) async fn listen(&self, channel: &str) -> Option<Listener> {
-        Subscriber::for_master(&self.client, self.timeout)
+        Subscriber::for_source(&self.source, self.timeout)
             .subscribe(channel)
             .await
     }
@@ -71,17 +132,31 @@ impl Master {
     /// reconnecting and reloading a script the server forgot).
     pub(crate) async fn run<T: FromRedisValue>(
         &self,
-        script: &Script,
+        script: &Scripted,
         keys: &Keys,
         args: &[Vec<u8>],
     ) -> Result<T, Error> {
+        let script = match self.conn {
+            Conn::Server(_) => &script.plain,
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(_) => &script.sharded,
+        };
         let mut invocation = script.prepare_invoke();
         for key in keys.as_slice() {
             invocation.key(key);
         }
         invocation.arg(args);
-        let mut conn = self.conn.clone();
-        let reply = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await;
+        let reply = match self.conn.clone() {
+            Conn::Server(mut conn) => {
+                let invoke = invocation.invoke_async(&mut conn);
+                tokio::time::timeout(self.timeout, invoke).await
+            }
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(mut conn) => {
+                let invoke = invocation.invoke_async(&mut conn);
+                tokio::time::timeout(self.timeout, invoke).await
+            }
+        };
         let error = match reply {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(source)) => self.error(source),

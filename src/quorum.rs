@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use redis::{FromRedisValue, Script};
+use redis::FromRedisValue;
 use tokio::time::Instant;
 
 use crate::error::{Error, MasterFailure};
 use crate::master::Master;
-use crate::scripts::{self, Acquired, Keys, Status};
+use crate::scripts::{self, Acquired, Keys, Scripted, Status};
 use crate::wake::Listener;
 
 /// Script arguments, each turned into its wire form (a slice becomes one argument per item).
@@ -152,7 +152,7 @@ impl Quorum {
     async fn on<T: FromRedisValue>(
         &self,
         which: impl IntoIterator<Item = usize>,
-        script: &Script,
+        script: &Scripted,
         args: &[Vec<u8>],
     ) -> Vec<(usize, Result<T, Error>)> {
         join_all(which.into_iter().map(|i| async move {
@@ -164,7 +164,7 @@ impl Quorum {
 
     async fn on_all<T: FromRedisValue>(
         &self,
-        script: &Script,
+        script: &Scripted,
         args: &[Vec<u8>],
     ) -> Vec<(usize, Result<T, Error>)> {
         self.on(0..self.masters.len(), script, args).await

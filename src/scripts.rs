@@ -8,25 +8,39 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// One script in its two forms: publishing wake-ups with `PUBLISH` (a plain server) or
+/// with `SPUBLISH` (a cluster, where the channel shares the keys' hash tag and so their
+/// shard). The first line of the text sets which; the rest is the prelude and the body.
+#[derive(Debug)]
+pub(crate) struct Scripted {
+    pub(crate) plain: Script,
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) sharded: Script,
+}
+
 macro_rules! script {
     ($file:literal) => {
         LazyLock::new(|| {
-            Script::new(concat!(
+            let body = concat!(
                 include_str!("scripts/prelude.lua"),
                 include_str!(concat!("scripts/", $file))
-            ))
+            );
+            Scripted {
+                plain: Script::new(&format!("local PUBLISH = 'PUBLISH'\n{body}")),
+                sharded: Script::new(&format!("local PUBLISH = 'SPUBLISH'\n{body}")),
+            }
         })
     };
 }
 
-pub(crate) static ACQUIRE: LazyLock<Script> = script!("acquire.lua");
-pub(crate) static HOLD: LazyLock<Script> = script!("hold.lua");
-pub(crate) static RELEASE: LazyLock<Script> = script!("release.lua");
-pub(crate) static STATUS: LazyLock<Script> = script!("status.lua");
-pub(crate) static GROW: LazyLock<Script> = script!("grow.lua");
-pub(crate) static HOLDERS: LazyLock<Script> = script!("holders.lua");
-pub(crate) static RESIZE: LazyLock<Script> = script!("resize.lua");
-pub(crate) static DELETE: LazyLock<Script> = script!("delete.lua");
+pub(crate) static ACQUIRE: LazyLock<Scripted> = script!("acquire.lua");
+pub(crate) static HOLD: LazyLock<Scripted> = script!("hold.lua");
+pub(crate) static RELEASE: LazyLock<Scripted> = script!("release.lua");
+pub(crate) static STATUS: LazyLock<Scripted> = script!("status.lua");
+pub(crate) static GROW: LazyLock<Scripted> = script!("grow.lua");
+pub(crate) static HOLDERS: LazyLock<Scripted> = script!("holders.lua");
+pub(crate) static RESIZE: LazyLock<Scripted> = script!("resize.lua");
+pub(crate) static DELETE: LazyLock<Scripted> = script!("delete.lua");
 
 /// The keys of one semaphore, in the order the scripts take them. They share the hash tag
 /// `{name}`, so on a cluster they live on one shard.

@@ -18,6 +18,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::master::Source;
+
 /// A wake-up: the publishing script's stamp, then the waiter lines the free slots are kept
 /// for (none: anyone may try), separated by spaces.
 pub(crate) type Wake = Arc<str>;
@@ -64,15 +66,24 @@ impl fmt::Debug for Subscriber {
 }
 
 impl Subscriber {
-    /// The subscriber for the master `client` connects to, started on the current runtime
-    /// if there is none yet (or the runtime of the last one has stopped).
-    pub(crate) fn for_master(client: &redis::Client, timeout: Duration) -> Arc<Subscriber> {
-        let info = client.get_connection_info();
-        let key = format!(
-            "{}/{}",
-            info.addr(),
-            info.redis_settings().username().unwrap_or_default()
-        );
+    /// The subscriber for master `source`, started on the current runtime if there is none
+    /// yet (or the runtime of the last one has stopped).
+    pub(crate) fn for_source(source: &Source, timeout: Duration) -> Arc<Subscriber> {
+        let key_of = |info: &redis::ConnectionInfo| {
+            format!(
+                "{}/{}",
+                info.addr(),
+                info.redis_settings().username().unwrap_or_default()
+            )
+        };
+        let key = match source {
+            Source::Server(client) => key_of(client.get_connection_info()),
+            #[cfg(feature = "cluster")]
+            Source::Cluster(nodes) => {
+                let nodes: Vec<String> = nodes.iter().map(key_of).collect();
+                format!("cluster {}", nodes.join(" "))
+            }
+        };
         let mut subscribers = lock(&SUBSCRIBERS);
         if let Some(live) = subscribers.get(&key).and_then(Weak::upgrade)
             && !live.commands.is_closed()
@@ -81,12 +92,25 @@ impl Subscriber {
         }
         let (commands, receiver) = mpsc::unbounded_channel();
         let channels = Channels::default();
-        tokio::spawn(run(
-            client.clone(),
-            timeout,
-            Arc::clone(&channels),
-            receiver,
-        ));
+        match source {
+            Source::Server(client) => {
+                tokio::spawn(run(
+                    client.clone(),
+                    timeout,
+                    Arc::clone(&channels),
+                    receiver,
+                ));
+            }
+            #[cfg(feature = "cluster")]
+            Source::Cluster(nodes) => {
+                tokio::spawn(run_sharded(
+                    nodes.clone(),
+                    timeout,
+                    Arc::clone(&channels),
+                    receiver,
+                ));
+            }
+        }
         let subscriber = Arc::new(Subscriber {
             commands,
             channels,
@@ -253,6 +277,94 @@ async fn run(
                 },
             }
         }
+    }
+}
+
+/// The subscriber task on a cluster: one cluster connection speaking RESP3, on which
+/// each channel is a sharded subscription (SSUBSCRIBE) to the shard that owns the
+/// semaphore's hash tag. The cluster connection subscribes again by itself after a
+/// reconnect or a failover; each confirmation it then pushes wakes the channel's waiters.
+#[cfg(feature = "cluster")]
+async fn run_sharded(
+    nodes: Vec<redis::ConnectionInfo>,
+    timeout: Duration,
+    channels: Channels,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let (pushes, mut pushed) = mpsc::unbounded_channel();
+    let client = redis::cluster::ClusterClientBuilder::new(nodes)
+        .use_protocol(redis::ProtocolVersion::RESP3)
+        .push_sender(pushes)
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .build();
+    let mut delay = Duration::from_millis(10);
+    let mut conn = loop {
+        let connected = match &client {
+            Ok(client) => tokio::time::timeout(timeout, client.get_async_connection())
+                .await
+                .ok()
+                .and_then(Result::ok),
+            Err(_) => None,
+        };
+        if let Some(conn) = connected {
+            break conn;
+        }
+        let retry = tokio::time::sleep(delay);
+        tokio::pin!(retry);
+        loop {
+            tokio::select! {
+                _ = &mut retry => break,
+                command = commands.recv() => match command {
+                    None => return,
+                    Some(Command::Subscribe(_, ack)) => {
+                        let _ = ack.send(Err(not_connected()));
+                    }
+                    Some(Command::Unsubscribe(_)) => {}
+                },
+            }
+        }
+        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+    };
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => return,
+                Some(Command::Subscribe(name, ack)) => {
+                    let done = tokio::time::timeout(timeout, conn.ssubscribe(&name)).await;
+                    let _ = ack.send(done.unwrap_or_else(|_| Err(not_connected())));
+                }
+                Some(Command::Unsubscribe(name)) => {
+                    if !lock(&channels).contains_key(&name) {
+                        let _ = tokio::time::timeout(timeout, conn.sunsubscribe(&name)).await;
+                    }
+                }
+            },
+            push = pushed.recv() => match push {
+                None => return,
+                Some(push) => dispatch_push(&channels, push),
+            },
+        }
+    }
+}
+
+/// A pushed message: a wake-up for its channel's listeners, or a (re)subscription, after
+/// which anything published meanwhile may have been missed.
+#[cfg(feature = "cluster")]
+fn dispatch_push(channels: &Channels, push: redis::PushInfo) {
+    use redis::{FromRedisValue, PushKind};
+    let text = |value: &redis::Value| String::from_redis_value(value.clone()).ok();
+    let (channel, wake) = match (&push.kind, push.data.as_slice()) {
+        (PushKind::SMessage | PushKind::Message, [channel, payload, ..]) => {
+            (text(channel), text(payload).unwrap_or_default())
+        }
+        (PushKind::SSubscribe | PushKind::Subscribe, [channel, ..]) => {
+            (text(channel), String::new())
+        }
+        _ => return,
+    };
+    if let Some(entry) = channel.and_then(|c| lock(channels).get(&c).map(|e| e.sender.clone())) {
+        let _ = entry.send(Wake::from(wake));
     }
 }
 

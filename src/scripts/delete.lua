@@ -5,5 +5,5 @@
 -- again with their own count).
 local existed = redis.call('EXISTS', CONFIG)
 redis.call('DEL', CONFIG, LEASES, FREE, STATE, QUEUE, WAITERS)
-redis.call('PUBLISH', CHANNEL, stamp())
+redis.call(PUBLISH, CHANNEL, stamp())
 return existed

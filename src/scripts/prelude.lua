@@ -1,4 +1,5 @@
--- Prelude shared by every script of the semaphore: src/scripts.rs puts it in front of each.
+-- Prelude shared by every script of the semaphore: src/scripts.rs puts it in front of each,
+-- after one line that sets PUBLISH to 'PUBLISH' (a plain server) or 'SPUBLISH' (a cluster).
 --
 -- KEYS[1] config  hash, persistent:
 --                   permits  the count the semaphore was created with
@@ -252,5 +253,5 @@ local function wake(now, limit, force)
   end
   local lines = redis.call('ZRANGE', QUEUE, 0, free - 1)
   table.insert(lines, 1, stamp())
-  redis.call('PUBLISH', CHANNEL, table.concat(lines, ' '))
+  redis.call(PUBLISH, CHANNEL, table.concat(lines, ' '))
 end

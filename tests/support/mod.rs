@@ -8,6 +8,8 @@
 //! (default `redis-server`). A missing binary is a hard failure, never a skip.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
+
 use std::fs;
 use std::io::ErrorKind;
 use std::net::TcpListener;
@@ -310,7 +312,7 @@ fn ping(client: &redis::Client, pid: u32) -> bool {
     )
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0")
         .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0 to find a free port: {e}"));
     listener
@@ -319,7 +321,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn make_temp_dir() -> PathBuf {
+pub fn make_temp_dir() -> PathBuf {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -392,11 +394,18 @@ where
 pub struct Observer {
     conn: redis::aio::MultiplexedConnection,
     enter: redis::Script,
+    /// Prefix of its two keys, so one server can observe several semaphores.
+    prefix: String,
 }
 
 impl Observer {
     /// Connects to the observing server (its own connection per holder).
     pub async fn connect(url: &str) -> Observer {
+        Observer::connect_named(url, "").await
+    }
+
+    /// Connects an observer of the semaphore `name` (its own keys on the server).
+    pub async fn connect_named(url: &str, name: &str) -> Observer {
         let client = redis::Client::open(url).expect("observer url");
         let conn = client
             .get_multiplexed_async_connection()
@@ -407,14 +416,18 @@ impl Observer {
              if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end \
              return v",
         );
-        Observer { conn, enter }
+        Observer {
+            conn,
+            enter,
+            prefix: name.to_string(),
+        }
     }
 
     /// Counts a holder in; returns how many are inside now, this one included.
     pub async fn enter(&mut self) -> u32 {
         self.enter
-            .key("inside")
-            .key("max")
+            .key(format!("{}inside", self.prefix))
+            .key(format!("{}max", self.prefix))
             .invoke_async(&mut self.conn)
             .await
             .expect("observer enter")
@@ -423,7 +436,7 @@ impl Observer {
     /// Counts a holder out.
     pub async fn exit(&mut self) {
         let _: i64 = redis::cmd("DECR")
-            .arg("inside")
+            .arg(format!("{}inside", self.prefix))
             .query_async(&mut self.conn)
             .await
             .expect("observer exit");
@@ -432,8 +445,8 @@ impl Observer {
     /// The highest number inside at once so far, and the number inside now.
     pub async fn seen(&mut self) -> (u32, i64) {
         let (max, inside): (Option<u32>, Option<i64>) = redis::cmd("MGET")
-            .arg("max")
-            .arg("inside")
+            .arg(format!("{}max", self.prefix))
+            .arg(format!("{}inside", self.prefix))
             .query_async(&mut self.conn)
             .await
             .expect("observer read");
