@@ -54,7 +54,7 @@ impl IntoMaster for &String {
 /// One master as given to the builder.
 #[derive(Clone)]
 enum Spec {
-    Server(redis::Client),
+    Server(Box<redis::Client>),
     #[cfg(feature = "cluster")]
     Cluster(Vec<redis::ConnectionInfo>),
 }
@@ -152,7 +152,7 @@ impl Builder {
         self.masters.push(
             master
                 .into_client()
-                .map(Spec::Server)
+                .map(|client| Spec::Server(Box::new(client)))
                 .map_err(|e| e.to_string()),
         );
         self
@@ -325,7 +325,7 @@ impl Builder {
         let mut masters = Vec::new();
         for spec in self.masters {
             masters.push(match spec.expect("validated") {
-                Spec::Server(client) => Master::new(client, timeout)?,
+                Spec::Server(client) => Master::new(*client, timeout)?,
                 #[cfg(feature = "cluster")]
                 Spec::Cluster(nodes) => Master::cluster(nodes, timeout).await?,
             });

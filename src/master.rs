@@ -34,7 +34,7 @@ enum Conn {
 /// Where the subscriber connection for wake-ups comes from.
 #[derive(Clone)]
 pub(crate) enum Source {
-    Server(redis::Client),
+    Server(Box<redis::Client>),
     #[cfg(feature = "cluster")]
     Cluster(Vec<redis::ConnectionInfo>),
 }
@@ -68,7 +68,7 @@ impl Master {
         Ok(Master {
             name,
             conn: Conn::Server(conn),
-            source: Source::Server(client),
+            source: Source::Server(Box::new(client)),
             timeout,
         })
     }

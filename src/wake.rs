@@ -95,7 +95,7 @@ impl Subscriber {
         match source {
             Source::Server(client) => {
                 tokio::spawn(run(
-                    client.clone(),
+                    (**client).clone(),
                     timeout,
                     Arc::clone(&channels),
                     receiver,
