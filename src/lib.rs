@@ -22,5 +22,32 @@ pub use permit::Permit;
 pub use semaphore::AsyncSemaphore;
 pub use wait::WAITER_LEASE;
 
+/// The least ACL permissions a user of this library needs, as an `ACL SETUSER` rule:
+/// the commands its scripts and connections use, its keys (`semaphore:*`) and its wake-up
+/// channels (`semaphore:*`, which on a cluster are sharded channels).
+///
+/// ```text
+/// ACL SETUSER sem on >password <ACL_RULE>
+/// ```
+///
+/// On a cluster, add `+spublish +ssubscribe +sunsubscribe +cluster|slots +cluster|shards
+/// +readonly +ping` ([`ACL_RULE_CLUSTER`] has it all). A user without `evalsha` gets a clear error at once
+/// (`NOPERM`, not retried), never a hang.
+pub const ACL_RULE: &str = "resetkeys resetchannels -@all \
+    +evalsha +script|load +subscribe +unsubscribe \
+    +type +exists +del +time +pexpire +pexpireat +publish \
+    +hget +hmget +hset +hdel +hlen +hincrby \
+    +zadd +zrem +zrange +zrangebyscore +zcount +zcard +zscore +zrank \
+    ~semaphore:* &semaphore:*";
+
+/// [`ACL_RULE`] for a cluster: with sharded pub/sub and the slot map.
+pub const ACL_RULE_CLUSTER: &str = "resetkeys resetchannels -@all \
+    +evalsha +script|load +subscribe +unsubscribe \
+    +type +exists +del +time +pexpire +pexpireat +publish \
+    +hget +hmget +hset +hdel +hlen +hincrby \
+    +zadd +zrem +zrange +zrangebyscore +zcount +zcard +zscore +zrank \
+    +spublish +ssubscribe +sunsubscribe +cluster|slots +cluster|shards +readonly +ping \
+    ~semaphore:* &semaphore:*";
+
 /// The re-exported `redis` crate, for [`redis::Client`] and [`redis::ConnectionInfo`].
 pub use redis;

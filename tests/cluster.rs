@@ -125,3 +125,55 @@ async fn a_cluster_is_one_master_to_the_rest_of_the_api() {
     assert_eq!(opened.initial_value(), 2);
     assert!(opened.delete().await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_the_cluster_rule_can_do_everything() {
+    let cluster = Cluster::start(3);
+    for node in &cluster.nodes {
+        let mut args = vec!["ACL", "SETUSER", "sem", "on", ">secret"];
+        args.extend(redis_semaphore::ACL_RULE_CLUSTER.split_whitespace());
+        node.cmd(&args);
+    }
+    let urls: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("redis://sem:secret@127.0.0.1:{}", n.port()))
+        .collect();
+    let build = || {
+        AsyncSemaphore::builder("acl", 1)
+            .cluster(urls.clone())
+            .request_timeout(Duration::from_millis(200))
+            .build()
+    };
+    let holder = build().await.unwrap();
+    let waiter = build().await.unwrap();
+    let permit = holder.acquire().await.unwrap();
+    let waiting = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move { waiter.acquire().await.unwrap() })
+    };
+    let owner = cluster.owner("semaphore:{acl}:wake");
+    eventually("the waiter subscribed", || async {
+        match owner.cmd(&["PUBSUB", "SHARDNUMSUB", "semaphore:{acl}:wake"]) {
+            redis::Value::Array(items) => {
+                redis::from_redis_value::<i64>(items[1].clone()).unwrap() == 1
+            }
+            _ => false,
+        }
+    })
+    .await;
+    permit.release().await.unwrap();
+    let permit = tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(holder.holders().await.unwrap().len(), 1);
+    permit.release().await.unwrap();
+    assert!(holder.delete().await.unwrap());
+    drop((holder, waiter));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for node in &cluster.nodes {
+        let log: Vec<redis::Value> = redis::from_redis_value(node.cmd(&["ACL", "LOG"])).unwrap();
+        assert!(log.is_empty(), "ACL denials on {}: {log:?}", node.port());
+    }
+}
