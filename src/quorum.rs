@@ -66,6 +66,9 @@ pub(crate) struct Ask<'a> {
     pub(crate) line: &'a str,
     /// More waiters stand in that line behind this one.
     pub(crate) more: bool,
+    /// The line's place in a fair queue: the client's clock (µs) when this acquire first
+    /// asked, or the place a granted predecessor left to it.
+    pub(crate) arrival: u64,
 }
 
 /// What an acquire attempt came to.
@@ -242,7 +245,9 @@ impl Quorum {
             ask.queue as u8,
             millis(crate::WAITER_LEASE),
             ask.line,
-            u8::from(ask.more)
+            u8::from(ask.more),
+            ask.arrival,
+            arrival_stamp()
         ];
         let replies = self
             .on_all::<Vec<i64>>(&scripts::ACQUIRE, &args)
@@ -263,6 +268,7 @@ impl Quorum {
             granted_by: 0,
         };
         let mut grants = Vec::new();
+        let mut busy = Vec::new();
         let mut wait_ms: Option<u64> = None;
         for (master, (answer, stamp)) in answers.ok {
             attempt.stamps[master] = Some(stamp);
@@ -272,20 +278,22 @@ impl Quorum {
                     token,
                     slots,
                 }),
-                Acquired::Busy { wait_ms: Some(w) } => {
-                    wait_ms = Some(wait_ms.map_or(w, |v| v.min(w)));
+                Acquired::Busy { wait_ms: w } => {
+                    busy.push(master);
+                    if let Some(w) = w {
+                        wait_ms = Some(wait_ms.map_or(w, |v| v.min(w)));
+                    }
                 }
-                Acquired::Busy { wait_ms: None } => {}
             }
         }
         if answers.failures.len() > self.masters.len() - self.needed() {
-            self.release_grants(&grants, id).await;
+            self.release_on(grants.iter().map(|g| g.master), id).await;
             return Err(self.no_quorum(answers.failures));
         }
 
         let kept = self.majority_slots(grants.iter().map(|g| g.slots.as_slice()), k as usize);
         if kept.len() < k as usize {
-            self.release_grants(&grants, id).await;
+            self.release_on(grants.iter().map(|g| g.master), id).await;
             attempt.outcome = Acquired::Busy { wait_ms };
             return Ok(attempt);
         }
@@ -299,9 +307,20 @@ impl Quorum {
             .iter()
             .partition(|g| g.slots == kept && g.token == token);
         let mut holding: Vec<Vec<u32>> = exact.iter().map(|g| g.slots.clone()).collect();
-        if !differ.is_empty() {
+        // Masters to settle: those that granted something else or a lower token, and, for
+        // a waiter in a fair queue, those that said busy: they still queue its line, which
+        // would keep their next free slot for a waiter that is gone. They take the kept
+        // slots if free (safe: a majority holds them) and drop the line.
+        let mut settle: Vec<usize> = differ.iter().map(|g| g.master).collect();
+        let line = if ask.queue == Queue::Join {
+            settle.extend(&busy);
+            ask.line
+        } else {
+            ""
+        };
+        if !settle.is_empty() {
             let settled = self
-                .hold_on(differ.iter().map(|g| g.master), id, &kept, token, lease)
+                .hold_on(settle.iter().copied(), id, &kept, token, lease, line)
                 .await;
             holding.extend(settled.into_iter().filter_map(|(_, r)| r.ok()));
         }
@@ -309,7 +328,8 @@ impl Quorum {
             .iter()
             .all(|s| holding.iter().filter(|h| h.contains(s)).count() >= self.needed());
         if !kept_everywhere || Instant::now() >= deadline {
-            self.release_grants(&grants, id).await;
+            self.release_on(grants.iter().map(|g| g.master).chain(settle), id)
+                .await;
             return Ok(attempt);
         }
         attempt.outcome = Acquired::Granted { token, slots: kept };
@@ -340,15 +360,14 @@ impl Quorum {
             .collect()
     }
 
-    /// Releases whatever this acquire round granted (and may have settled).
-    async fn release_grants(&self, grants: &[Grant], id: &str) {
-        if !grants.is_empty() {
-            self.on::<u32>(
-                grants.iter().map(|g| g.master),
-                &scripts::RELEASE,
-                &args![self.permits(), id, ""],
-            )
-            .await;
+    /// Releases whatever this acquire round granted (and may have settled) on `which`.
+    async fn release_on(&self, which: impl Iterator<Item = usize>, id: &str) {
+        let mut which: Vec<usize> = which.collect();
+        which.sort_unstable();
+        which.dedup();
+        if !which.is_empty() {
+            self.on::<u32>(which, &scripts::RELEASE, &args![self.permits(), id, ""])
+                .await;
         }
     }
 
@@ -360,9 +379,10 @@ impl Quorum {
         slots: &[u32],
         token: u64,
         lease: Duration,
+        line: &str,
     ) -> Vec<(usize, Result<Vec<u32>, Error>)> {
         let claim = u8::from(self.several());
-        let args = args![self.permits(), id, millis(lease), token, claim, slots];
+        let args = args![self.permits(), id, millis(lease), token, claim, line, slots];
         self.on::<Vec<i64>>(which, &scripts::HOLD, &args)
             .await
             .into_iter()
@@ -392,7 +412,7 @@ impl Quorum {
         current: impl Fn() -> Vec<u32>,
     ) -> Result<bool, Error> {
         let replies = self
-            .hold_on(0..self.masters.len(), id, slots, token, lease)
+            .hold_on(0..self.masters.len(), id, slots, token, lease, "")
             .await;
         let answers = self.sort_out(replies);
         let unknown = answers.failures.len();
@@ -566,6 +586,14 @@ fn parse_holders(master: usize, reply: &[redis::Value]) -> Option<Vec<HeldSlot>>
             })
         })
         .collect()
+}
+
+/// The client's wall clock in microseconds: a waiter line's place in the queue. Only the
+/// order of waiters depends on it, never safety.
+pub(crate) fn arrival_stamp() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// A lease in whole milliseconds, at least 1.

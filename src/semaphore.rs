@@ -220,19 +220,31 @@ impl Drop for AcquireGuard<'_> {
     }
 }
 
-/// Counts a waiter of the handle while it lives.
-struct Waiting<'a>(&'a AtomicUsize);
+/// Counts a waiter of the handle while it lives. The last waiter to leave takes the line
+/// off the queue if a granted head had put it back there for a waiter that then gave up
+/// (a dropped future) before its turn: an empty line must not keep its place.
+struct Waiting<'a>(&'a Arc<Shared>);
 
 impl<'a> Waiting<'a> {
-    fn enter(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Waiting(count)
+    fn enter(shared: &'a Arc<Shared>) -> Self {
+        shared.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(shared)
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        let shared = self.0;
+        if shared.waiting.fetch_sub(1, Ordering::Relaxed) == 1
+            && shared.line_queued.swap(false, Ordering::Relaxed)
+        {
+            shared.core.release_in_background(
+                &shared.runtime,
+                String::new(),
+                shared.line.clone(),
+                Vec::new(),
+            );
+        }
     }
 }
 
@@ -479,7 +491,7 @@ impl AsyncSemaphore {
         self.check_count(k)?;
         let shared = &self.shared;
         let core = &shared.core;
-        let _waiting = Waiting::enter(&shared.waiting);
+        let _waiting = Waiting::enter(shared);
         // Waiters of this handle line up here, first come first served, and only the head
         // asks the masters: a release wakes this process once, not each of its tasks. A
         // try does not line up; neither does an attempt whose time ran out in the line
@@ -516,10 +528,13 @@ impl AsyncSemaphore {
             shared,
             id: &id,
             runtime: runtime.clone(),
-            armed: false,
+            // A waiter that inherited the line's place hands it on if it gives up.
+            armed: !ask_now,
             queued: !ask_now,
         };
         let mut trace = trace::Acquire::start(&shared.name, k);
+        // This acquire's place in a fair queue, the same in every retry and on every master.
+        let arrival = crate::quorum::arrival_stamp();
         let mut backoff = Backoff::new();
         // Set once an attempt went unanswered by some master: it may still be granted
         // there later (a request stuck on a paused master), so the guard stays armed.
@@ -537,13 +552,17 @@ impl AsyncSemaphore {
                 let started = Instant::now();
                 guard.armed = true;
                 let deadline = started + crate::lease::validity(core.lease);
-                let more = shared.waiting.load(Ordering::Relaxed) > 1;
+                // On several masters a line is not put back in the queue by a grant (the
+                // masters that did not grant would keep it at its old place): the next
+                // waiter joins by asking.
+                let more = shared.waiting.load(Ordering::Relaxed) > 1 && core.quorum.len() == 1;
                 let ask = Ask {
                     id: &id,
                     k,
                     queue,
                     line: &shared.line,
                     more,
+                    arrival,
                 };
                 trace.attempt();
                 match core.quorum.acquire(&ask, core.lease, deadline).await {

@@ -9,6 +9,11 @@
 -- ARGV[6] waiter_ms how long a queued line keeps its place without asking again
 -- ARGV[7] line      the waiter line the request comes from (a handle's waiters, in order)
 -- ARGV[8] more      1: more waiters stand in that line behind this one
+-- ARGV[9] arrival   the line's place in the queue if it joins now: the client's clock in
+--                   microseconds when this acquire first asked (the same in every retry,
+--                   and on every master)
+-- ARGV[10] again    the client's clock when it sent this request: the line's new place
+--                   when it goes back to the tail after a grant (`more`)
 -- Returns {1, token, stamp, slot, ...} when granted: the lowest free slots, all or none.
 --         {0, wait_ms, stamp} when fewer than k are free: wait_ms until the earliest lease
 --         expires (-1 when nothing is held).
@@ -25,7 +30,7 @@
 -- next waiter of a line asks once, when its turn comes.
 local id, k, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local fair, join, waiter_ms = ARGV[5] ~= '0', ARGV[5] == '1', tonumber(ARGV[6])
-local line, more = ARGV[7], ARGV[8] == '1'
+local line, more, arrival, again = ARGV[7], ARGV[8] == '1', ARGV[9], ARGV[10]
 local limit = load_config()
 local now = now_ms()
 reclaim(now)
@@ -53,7 +58,7 @@ if fair then
     if not join then
       return { 0, earliest_wait(now), tonumber(stamp()) }
     end
-    join_queue(line, now, waiter_ms)
+    join_queue(line, now, waiter_ms, arrival)
     wake(now, limit, false)
     return { 0, earliest_wait(now), tonumber(stamp()) }
   end
@@ -93,7 +98,7 @@ if queued then
   dequeue(line)
 end
 if join and more then
-  join_queue(line, now, waiter_ms)
+  join_queue(line, now, waiter_ms, again)
 end
 touch()
 wake(now, limit, join and more)

@@ -7,7 +7,9 @@
 -- ARGV[4]   token     the permit's fencing token: stored for the id, and the master's token
 --                     counter is raised to it, so later grants here get higher tokens
 -- ARGV[5]   claim     1: also take listed slots that are free here; 0: only keep those held
--- ARGV[6..] slots     the permit's slots
+-- ARGV[6]   line      a waiter line to take off the queue (its acquire was granted on the
+--                     other masters), or ''
+-- ARGV[7..] slots     the permit's slots
 -- Returns the listed slots the id holds afterwards, with a fresh lease; slots of the id
 -- that are not listed are freed. An empty reply with claim 0 means the lease had expired
 -- here (the permit is lost on this master: its slots may belong to someone else by now).
@@ -15,12 +17,15 @@
 -- Claiming is safe only on several masters, while the permit holds each slot on a
 -- majority: no other id can hold a majority of that slot then.
 local id, lease, token, claim = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
+if ARGV[6] ~= '' then
+  dequeue(ARGV[6])
+end
 local limit = load_config(true)
 local now = now_ms()
 reclaim(now)
 
 local wanted, have = {}, {}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   wanted[ARGV[i]] = true
 end
 local list = redis.call('HGET', STATE, 'i:' .. id)
@@ -56,7 +61,7 @@ end
 
 local expiry = now + lease
 local held = {}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local slot = ARGV[i]
   if have[slot] then
     redis.call('ZADD', LEASES, 'XX', expiry, slot)

@@ -15,7 +15,7 @@
 --                       i:<id>    that permit's slots on this master, "3,7"
 --                       t:<id>    that permit's fencing token
 -- KEYS[5] queue   zset: member = waiter line (one handle's waiters, served in order by the
---                 client), score = arrival order (fair waiting)
+--                 client), score = its arrival, by the client's clock (fair waiting)
 -- KEYS[6] waiters zset: member = waiter line, score = its waiter lease expiry (ms)
 -- ARGV[1]         the permit count the caller's handle was built with
 --
@@ -222,12 +222,14 @@ local function drop_dead_waiters(now)
   end
 end
 
--- Puts waiter line `line` at the tail of the queue unless it is queued already, and renews
--- its waiter lease. The queue keys live as long as the longest waiter lease.
-local function join_queue(line, now, waiter_ms)
-  if not redis.call('ZSCORE', QUEUE, line) then
-    redis.call('ZADD', QUEUE, redis.call('HINCRBY', CONFIG, 'waiters', 1), line)
-  end
+-- Puts waiter line `line` in the queue at `arrival` unless it is queued already, and renews
+-- its waiter lease. `arrival` is the client's clock in microseconds when it sent the
+-- request: every master gets the same value, so several masters order the lines alike
+-- and keep their free slots for the same lines (a per-master counter would order them
+-- as each master happened to see them, and the masters would grant different lines).
+-- The queue keys live as long as the longest waiter lease.
+local function join_queue(line, now, waiter_ms, arrival)
+  redis.call('ZADD', QUEUE, 'NX', arrival, line)
   redis.call('ZADD', WAITERS, now + waiter_ms, line)
   redis.call('PEXPIRE', QUEUE, waiter_ms + 1000)
   redis.call('PEXPIRE', WAITERS, waiter_ms + 1000)
