@@ -464,7 +464,10 @@ async fn direction(
     let writer = async move {
         let mut blackhole = state.blackhole.subscribe();
         while let Some(chunk) = rx.recv().await {
-            sleep_until(chunk.deliver_at).await;
+            // A timer costs up to a millisecond even when it is due: only wait when needed.
+            if chunk.deliver_at > Instant::now() {
+                sleep_until(chunk.deliver_at).await;
+            }
             if state.is_blackhole() {
                 let _ = blackhole.wait_for(|on| !*on).await;
             }
@@ -542,9 +545,10 @@ fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// An independent count of who is inside the semaphore, on a server that is none of its
 /// masters: every holder counts itself in after its permit is granted and out before it
-/// releases, and [`enter`](Self::enter) fails the run the moment more than the limit are
-/// inside. Also a fenced resource: [`fence`](Self::fence) accepts a write only with a
-/// fencing token above every token it accepted for that slot.
+/// releases, with the slots it holds. [`enter`](Self::enter) fails the run the moment
+/// more than the limit are inside, or two holders are inside with the same slot. Also a
+/// fenced resource: [`fence`](Self::fence) accepts a write only with a fencing token above
+/// every token it accepted for that slot.
 ///
 /// Cheap to clone: clones share one multiplexed connection.
 #[derive(Clone)]
@@ -552,6 +556,7 @@ pub struct Checker {
     conn: redis::aio::MultiplexedConnection,
     limit: u32,
     enter: Arc<redis::Script>,
+    exit: Arc<redis::Script>,
     fence: Arc<redis::Script>,
 }
 
@@ -563,6 +568,15 @@ impl std::fmt::Debug for Checker {
     }
 }
 
+/// What one [`Checker::try_enter`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entered {
+    /// Holders inside now, this one included.
+    pub inside: u32,
+    /// A slot that another holder inside holds too.
+    pub shared_slot: Option<u32>,
+}
+
 impl Checker {
     /// Connects to the observing server; `limit` is the semaphore's permit count.
     pub async fn connect(url: &str, limit: u32) -> Checker {
@@ -571,12 +585,25 @@ impl Checker {
             .get_multiplexed_async_connection()
             .await
             .expect("checker connects");
-        // KEYS: inside, max, over (the first count above the limit, kept). ARGV: limit.
+        // KEYS: inside, max, over (the first violation, kept), slots (hash slot -> holders
+        // inside with it). ARGV: limit, slots... Returns {inside, shared slot or -1}.
         let enter = redis::Script::new(
             "local v = redis.call('INCR', KEYS[1]) \
              if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end \
-             if v > tonumber(ARGV[1]) then redis.call('SETNX', KEYS[3], v) end \
-             return v",
+             if v > tonumber(ARGV[1]) then redis.call('SETNX', KEYS[3], v .. ' holders') end \
+             local shared = -1 \
+             for i = 2, #ARGV do \
+               if redis.call('HINCRBY', KEYS[4], ARGV[i], 1) > 1 then \
+                 shared = tonumber(ARGV[i]) \
+                 redis.call('SETNX', KEYS[3], 'slot ' .. ARGV[i] .. ' held twice') \
+               end \
+             end \
+             return {v, shared}",
+        );
+        let exit = redis::Script::new(
+            "redis.call('DECR', KEYS[1]) \
+             for i = 1, #ARGV do redis.call('HINCRBY', KEYS[2], ARGV[i], -1) end \
+             return 1",
         );
         // KEYS: fences (hash slot -> highest token). ARGV: slot, token. 1: accepted.
         let fence = redis::Script::new(
@@ -588,39 +615,59 @@ impl Checker {
             conn,
             limit,
             enter: Arc::new(enter),
+            exit: Arc::new(exit),
             fence: Arc::new(fence),
         }
     }
 
-    /// Counts a holder in; panics if that makes more than the limit inside.
-    pub async fn enter(&self) -> u32 {
-        let inside = self.try_enter().await;
+    /// Counts a holder of `slots` in; panics if that makes more than the limit inside, or
+    /// if another holder inside has one of these slots.
+    pub async fn enter(&self, slots: &[u32]) -> u32 {
+        let entered = self.try_enter(slots).await;
         assert!(
-            inside <= self.limit,
-            "over-admission: {inside} holders inside a semaphore of {}",
+            entered.inside <= self.limit,
+            "over-admission: {} holders inside a semaphore of {}",
+            entered.inside,
             self.limit
         );
-        inside
+        assert_eq!(
+            entered.shared_slot, None,
+            "two holders inside with the same slot"
+        );
+        entered.inside
     }
 
-    /// Counts a holder in and returns how many are inside now, without judging (the soak
+    /// Counts a holder of `slots` in and reports what it saw, without judging (the soak
     /// counts violations instead of stopping at the first).
-    pub async fn try_enter(&self) -> u32 {
-        self.enter
-            .key("inside")
+    pub async fn try_enter(&self, slots: &[u32]) -> Entered {
+        let mut invocation = self.enter.key("inside");
+        invocation
             .key("max")
             .key("over")
-            .arg(self.limit)
+            .key("slots")
+            .arg(self.limit);
+        for slot in slots {
+            invocation.arg(*slot);
+        }
+        let (inside, shared): (u32, i64) = invocation
             .invoke_async(&mut self.conn.clone())
             .await
-            .expect("checker enter")
+            .expect("checker enter");
+        Entered {
+            inside,
+            shared_slot: u32::try_from(shared).ok(),
+        }
     }
 
-    /// Counts a holder out.
-    pub async fn exit(&self) {
-        let _: i64 = redis::cmd("DECR")
-            .arg("inside")
-            .query_async(&mut self.conn.clone())
+    /// Counts a holder of `slots` out.
+    pub async fn exit(&self, slots: &[u32]) {
+        let mut invocation = self.exit.key("inside");
+        invocation.key("slots");
+        for slot in slots {
+            invocation.arg(*slot);
+        }
+        let _: i64 = invocation
+            .invoke_async(&mut self.conn.clone())
             .await
             .expect("checker exit");
     }
@@ -640,9 +687,9 @@ impl Checker {
     }
 
     /// The highest number inside at once so far, the number inside now, and the first
-    /// count above the limit if there was one.
-    pub async fn seen(&self) -> (u32, i64, Option<u32>) {
-        let (max, inside, over): (Option<u32>, Option<i64>, Option<u32>) = redis::cmd("MGET")
+    /// violation if there was one (`"3 holders"`, `"slot 1 held twice"`).
+    pub async fn seen(&self) -> (u32, i64, Option<String>) {
+        let (max, inside, over): (Option<u32>, Option<i64>, Option<String>) = redis::cmd("MGET")
             .arg("max")
             .arg("inside")
             .arg("over")
