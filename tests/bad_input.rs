@@ -194,3 +194,48 @@ async fn limits_at_the_edges_of_the_types() {
         "too long",
     );
 }
+
+#[tokio::test]
+async fn a_key_overwritten_later_stops_every_operation_and_is_left_alone() {
+    let server = Server::start();
+    for key in ["config", "leases", "free", "state", "queue", "waiters"] {
+        let name = format!("later-{key}");
+        let full = format!("semaphore:{{{name}}}:{key}");
+        let holder = sem(&server, &name, 1).build().await.unwrap();
+        let sem = sem(&server, &name, 1).build().await.unwrap();
+        // Make every key exist: a holder, and a waiter queued behind it.
+        let permit = holder.acquire().await.unwrap();
+        let waiting = {
+            let sem = sem.clone();
+            tokio::spawn(async move { sem.acquire_timeout(Duration::from_millis(200)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server.cmd(&["DEL", &full]);
+        server.cmd(&["SET", &full, "precious"]);
+        let outcomes = [
+            ("acquire", sem.try_acquire().await.map(|_| ())),
+            ("value", sem.value().await.map(|_| ())),
+            ("holders", sem.holders().await.map(|_| ())),
+            ("delete", sem.delete().await.map(|_| ())),
+            ("release", permit.release().await),
+        ];
+        for (what, outcome) in outcomes {
+            // The queue keys are only read where a queue matters: what does not touch them
+            // may succeed, but nothing may overwrite them.
+            if let Err(error) = outcome {
+                assert!(
+                    matches!(error, Error::WrongType { .. }),
+                    "{what} with {full} foreign: {error}"
+                );
+            } else {
+                assert!(
+                    matches!(key, "queue" | "waiters"),
+                    "{what} succeeded with {full} foreign"
+                );
+            }
+        }
+        let _ = waiting.await.unwrap();
+        let value: String = redis::from_redis_value(server.cmd(&["GET", &full])).unwrap();
+        assert_eq!(value, "precious", "{full} was overwritten");
+    }
+}

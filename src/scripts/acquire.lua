@@ -35,25 +35,32 @@ local limit = load_config()
 local now = now_ms()
 reclaim(now)
 
+-- One read of what the grant needs from `state` (after reclaiming, which may change it).
+local state = redis.call('HMGET', STATE, 'next', 'above', 'i:' .. id, 't:' .. id)
+local next_slot, above = tonumber(state[1] or '0'), tonumber(state[2] or '0')
+
 local expiry = now + lease
-local held = extend(id, expiry)
+local held = state[3] and extend(id, expiry, state[3])
 if held then
   touch()
   wake(now, limit, false)
-  local reply = { 1, tonumber(redis.call('HGET', STATE, 't:' .. id)), tonumber(stamp()) }
+  local reply = { 1, tonumber(state[4]), tonumber(stamp()) }
   for _, slot in ipairs(held) do
     reply[#reply + 1] = slot
   end
   return reply
 end
 
-local free = free_count(limit)
+local free = free_count(limit, next_slot, above)
 local queued = nil
 if fair then
-  drop_dead_waiters(now)
-  -- A try stands behind every queued line, its own included.
-  queued = join and redis.call('ZRANK', QUEUE, line) or nil
-  local ahead = queued or redis.call('ZCARD', QUEUE)
+  local ahead = redis.call('ZCARD', QUEUE)
+  if ahead > 0 then
+    drop_dead_waiters(now)
+    -- A try stands behind every queued line, its own included.
+    queued = join and redis.call('ZRANK', QUEUE, line) or nil
+    ahead = queued or redis.call('ZCARD', QUEUE)
+  end
   if ahead + k > free then
     if not join then
       return { 0, earliest_wait(now), tonumber(stamp()) }
@@ -71,8 +78,7 @@ local slots = redis.call('ZRANGEBYSCORE', FREE, '-inf', '(' .. limit, 'LIMIT', 0
 for _, slot in ipairs(slots) do
   redis.call('ZREM', FREE, slot)
 end
-local state = redis.call('HMGET', STATE, 'next', 'above')
-local next_slot, above = tonumber(state[1] or '0'), tonumber(state[2] or '0')
+local above_read = above
 while #slots < k do
   -- Skip slots held out of order: once below `next`, they are ordinary held slots.
   if above > 0 and redis.call('ZSCORE', LEASES, next_slot) then
@@ -82,7 +88,7 @@ while #slots < k do
   end
   next_slot = next_slot + 1
 end
-if above ~= tonumber(state[2] or '0') then
+if above ~= above_read then
   redis.call('HSET', STATE, 'above', above)
 end
 
