@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::quorum::Leave;
 use crate::semaphore::AsyncSemaphore;
 
 /// A permit as the masters see it: one entry of [`AsyncSemaphore::holders`].
@@ -109,7 +110,11 @@ impl AsyncSemaphore {
     /// that is stuck but still renewing). Returns the number of slots freed (0: no such
     /// permit). The holder finds its permit lost at its next renewal.
     pub async fn release_holder(&self, id: &str) -> Result<u32, Error> {
-        self.shared().core.quorum.release(id, "", &[]).await
+        self.shared()
+            .core
+            .quorum
+            .release(id, &Leave::default(), &[])
+            .await
     }
 
     /// Deletes the semaphore: its stored count, its token counter and every lease. Holders

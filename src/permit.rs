@@ -170,7 +170,7 @@ impl Drop for Permit {
         self.shared.core.release_in_background(
             &self.runtime,
             self.state.id.clone(),
-            String::new(),
+            (String::new(), false),
             Vec::new(),
         );
     }

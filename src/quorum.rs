@@ -86,6 +86,15 @@ pub(crate) struct Attempt {
     pub(crate) granted_by: usize,
 }
 
+/// What a release does with the waiter line an acquire stood in.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Leave<'a> {
+    /// The line ("" for a permit's own release).
+    pub(crate) line: &'a str,
+    /// Take the line off the queue: its last waiter gave up.
+    pub(crate) dequeue: bool,
+}
+
 /// One master's grant in an acquire round.
 struct Grant {
     master: usize,
@@ -247,7 +256,8 @@ impl Quorum {
             ask.line,
             u8::from(ask.more),
             ask.arrival,
-            arrival_stamp()
+            arrival_stamp(),
+            u8::from(ask.queue == Queue::Join && !self.several())
         ];
         let replies = self
             .on_all::<Vec<i64>>(&scripts::ACQUIRE, &args)
@@ -366,7 +376,7 @@ impl Quorum {
         which.sort_unstable();
         which.dedup();
         if !which.is_empty() {
-            self.on::<u32>(which, &scripts::RELEASE, &args![self.permits(), id, ""])
+            self.on::<u32>(which, &scripts::RELEASE, &args![self.permits(), id, "", 0])
                 .await;
         }
     }
@@ -429,13 +439,17 @@ impl Quorum {
         Err(self.no_quorum(answers.failures))
     }
 
-    /// Frees `slots` of `id` (all of them when empty) on every master, and takes waiter
-    /// `line` off the queue unless it is empty; returns the most that any master freed (0:
-    /// no master knew the permit any more).
-    pub(crate) async fn release(&self, id: &str, line: &str, slots: &[u32]) -> Result<u32, Error> {
-        let replies = self
-            .on_all::<u32>(&scripts::RELEASE, &args![self.permits(), id, line, slots])
-            .await;
+    /// Frees `slots` of `id` (all of them when empty) on every master, takes back the
+    /// id's registration with its waiter line, and takes the line off the queue if asked;
+    /// returns the most that any master freed (0: no master knew the permit any more).
+    pub(crate) async fn release(
+        &self,
+        id: &str,
+        line: &Leave<'_>,
+        slots: &[u32],
+    ) -> Result<u32, Error> {
+        let args = args![self.permits(), id, line.line, u8::from(line.dequeue), slots];
+        let replies = self.on_all::<u32>(&scripts::RELEASE, &args).await;
         let answers = self.majority(replies)?;
         Ok(answers.ok.iter().map(|(_, n)| *n).max().unwrap_or(0))
     }

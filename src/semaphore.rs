@@ -19,12 +19,12 @@ use futures_util::future::select_all;
 use tokio::sync::broadcast;
 
 use crate::quorum::Quorum;
-use crate::quorum::{Ask, Queue};
+use crate::quorum::{Ask, Leave, Queue};
 use crate::scripts::Acquired;
 use crate::trace;
 use crate::wait::{Backoff, WAKE_CAP, wake_pause};
 use crate::wake::Listener;
-use crate::wake::Wake;
+use crate::wake::{Named, Wake};
 
 /// What renewals and background releases need: no handle-level state, so a running
 /// renewal never keeps a dropped handle's detached permits alive.
@@ -46,7 +46,10 @@ impl Core {
         slots: &[u32],
     ) -> Result<(), Error> {
         let was_valid = lease.is_valid();
-        let freed = self.quorum.release(&lease.id, "", slots).await;
+        let freed = self
+            .quorum
+            .release(&lease.id, &Leave::default(), slots)
+            .await;
         trace::released(&lease.id, &freed);
         // A lease already lost is the answer, whether or not the masters could be reached.
         if !was_valid || freed? == 0 {
@@ -57,19 +60,23 @@ impl Core {
         Ok(())
     }
 
-    /// Releases `slots` of `id` (all when empty) without waiting, and takes waiter `line`
-    /// off the queue when it is not empty; a failure is left to the leases, which expire
-    /// on their own.
+    /// Releases `slots` of `id` (all when empty) without waiting, takes back its
+    /// registration with waiter `line` (when not empty), and takes the line off the queue
+    /// if `dequeue`; a failure is left to the leases, which expire on their own.
     pub(crate) fn release_in_background(
         self: &Arc<Self>,
         runtime: &tokio::runtime::Handle,
         id: String,
-        line: String,
+        line: (String, bool),
         slots: Vec<u32>,
     ) {
         let core = Arc::clone(self);
         runtime.spawn(async move {
-            let released = core.quorum.release(&id, &line, &slots).await;
+            let leave = Leave {
+                line: &line.0,
+                dequeue: line.1,
+            };
+            let released = core.quorum.release(&id, &leave, &slots).await;
             trace::released(&id, &released);
             core.released.notify_waiters();
         });
@@ -127,7 +134,7 @@ impl Drop for Shared {
             self.core.release_in_background(
                 &self.runtime,
                 permit.state.id.clone(),
-                String::new(),
+                (String::new(), false),
                 Vec::new(),
             );
         }
@@ -203,13 +210,12 @@ impl Drop for AcquireGuard<'_> {
         if !self.armed {
             return;
         }
-        let mut line = String::new();
+        let mut line = (String::new(), false);
         if self.queued {
             self.shared.line_queued.store(false, Ordering::Relaxed);
+            line.0.clone_from(&self.shared.line);
             // Counts this waiter too: it leaves after the guard.
-            if self.shared.waiting.load(Ordering::Relaxed) <= 1 {
-                line.clone_from(&self.shared.line);
-            }
+            line.1 = self.shared.waiting.load(Ordering::Relaxed) <= 1;
         }
         self.shared.core.release_in_background(
             &self.runtime,
@@ -241,7 +247,7 @@ impl Drop for Waiting<'_> {
             shared.core.release_in_background(
                 &shared.runtime,
                 String::new(),
-                shared.line.clone(),
+                (shared.line.clone(), true),
                 Vec::new(),
             );
         }
@@ -293,19 +299,19 @@ impl Line {
         }
     }
 
-    fn fresh(&self, master: usize, wake: &str, line: &str) -> bool {
-        crate::wake::is_for(wake, line, self.seen.get(master).copied().unwrap_or(0))
+    fn named(&self, master: usize, wake: &str, line: &str) -> Named {
+        crate::wake::for_line(wake, line, self.seen.get(master).copied().unwrap_or(0))
     }
 
     /// Whether a fresh wake-up for `line` (or for anyone) arrived since it was last
-    /// looked at.
+    /// looked at. (A grant in it was for an earlier waiter of the line: ask.)
     fn woken_meanwhile(&mut self, line: &str) -> bool {
         let mut woken = false;
         for i in 0..self.wakeups.len() {
             loop {
                 let master = self.wakeups[i].0;
                 match self.wakeups[i].1.try_recv() {
-                    Ok(wake) => woken |= self.fresh(master, &wake, line),
+                    Ok(wake) => woken |= self.named(master, &wake, line) != Named::Not,
                     Err(broadcast::error::TryRecvError::Lagged(_)) => woken = true,
                     Err(_) => break,
                 }
@@ -314,9 +320,9 @@ impl Line {
         woken
     }
 
-    /// Waits for a fresh wake-up for `line` (or for anyone); never returns when nothing
-    /// listens.
-    async fn woken(&mut self, line: &str) {
+    /// Waits for a fresh wake-up for `line` (or for anyone), and says what it brought;
+    /// never returns when nothing listens.
+    async fn woken(&mut self, line: &str) -> Named {
         if self.wakeups.is_empty() {
             return std::future::pending().await;
         }
@@ -329,11 +335,13 @@ impl Line {
             .await;
             let master = self.wakeups[index].0;
             match received {
-                Ok(wake) if self.fresh(master, &wake, line) => return,
-                // Stale, or kept for other lines.
-                Ok(_) => {}
+                Ok(wake) => match self.named(master, &wake, line) {
+                    // Stale, or kept for other lines.
+                    Named::Not => {}
+                    named => return named,
+                },
                 // Fell behind: something was freed, try.
-                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Lagged(_)) => return Named::Ask,
                 // The subscriber is gone: the caller's timer will do.
                 Err(broadcast::error::RecvError::Closed) => {
                     return std::future::pending().await;
@@ -353,8 +361,12 @@ struct PendingReleases<'a> {
 impl Drop for PendingReleases<'_> {
     fn drop(&mut self) {
         for (state, slots) in self.left.drain(..) {
-            self.core
-                .release_in_background(&self.runtime, state.id.clone(), String::new(), slots);
+            self.core.release_in_background(
+                &self.runtime,
+                state.id.clone(),
+                (String::new(), false),
+                slots,
+            );
         }
     }
 }
@@ -536,6 +548,9 @@ impl AsyncSemaphore {
         // This acquire's place in a fair queue, the same in every retry and on every master.
         let arrival = crate::quorum::arrival_stamp();
         let mut backoff = Backoff::new();
+        // When the last request was sent: a grant pushed with a wake-up was made after it,
+        // so the lease cannot have started earlier.
+        let mut last_ask = Instant::now();
         // Set once an attempt went unanswered by some master: it may still be granted
         // there later (a request stuck on a paused master), so the guard stays armed.
         let mut uncertain = false;
@@ -550,6 +565,7 @@ impl AsyncSemaphore {
                 WAKE_CAP
             } else {
                 let started = Instant::now();
+                last_ask = started;
                 guard.armed = true;
                 let deadline = started + crate::lease::validity(core.lease);
                 // On several masters a line is not put back in the queue by a grant (the
@@ -632,11 +648,26 @@ impl AsyncSemaphore {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let pushed = tokio::select! {
                 // A fair waiter waits for its turn: the wake-up names its line.
-                _ = &mut notified, if !shared.fair => {}
-                _ = woken => {}
-                _ = sleep_until(wake) => {}
+                _ = &mut notified, if !shared.fair => None,
+                named = woken => match named {
+                    Named::Granted { id: granted, token, slots } if granted == id => {
+                        Some((token, slots))
+                    }
+                    _ => None,
+                },
+                _ = sleep_until(wake) => None,
+            };
+            if let Some((token, slots)) = pushed {
+                // Granted by the release that freed the slots: no need to ask.
+                guard.armed = false;
+                trace.granted(&id, token, &slots, 1);
+                let shared = Arc::clone(shared);
+                let id = id.clone();
+                return Ok(Some(Permit::new(
+                    shared, id, token, slots, last_ask, runtime,
+                )));
             }
         }
     }

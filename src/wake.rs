@@ -188,20 +188,60 @@ impl Drop for Listener {
     }
 }
 
-/// Whether wake-up `wake` ("stamp line line ...") is for waiter line `line` and fresh: it
-/// is stamped at or after `seen` (the stamp of the line's last answered request on that
-/// master, whose own wake-up may name the line), and it names `line` or no line at all
-/// (anyone may try). An empty wake-up (the subscriber reconnected) is for everyone.
-pub(crate) fn is_for(wake: &str, line: &str, seen: u64) -> bool {
+/// What a wake-up means for one waiter line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Named {
+    /// Not for it (kept for other lines), or stale.
+    Not,
+    /// Its turn, or anyone's: ask.
+    Ask,
+    /// The waiter registered as `id` was granted these slots with this token, by the script
+    /// that freed them.
+    Granted {
+        id: String,
+        token: u64,
+        slots: Vec<u32>,
+    },
+}
+
+/// What wake-up `wake` ("stamp entry entry ...", an entry being `line` or
+/// `line=id:token:slot,slot`) means for waiter line `line`. It is stale when stamped before
+/// `seen`, the stamp of the line's last answered request on that master (whose own wake-up
+/// may name the line). No entries: anyone may try. An empty wake-up (the subscriber
+/// reconnected) is for everyone.
+pub(crate) fn for_line(wake: &str, line: &str, seen: u64) -> Named {
     let mut parts = wake.split(' ').filter(|p| !p.is_empty());
     let Some(stamp) = parts.next() else {
-        return true;
+        return Named::Ask;
     };
     if stamp.parse::<u64>().is_ok_and(|stamp| stamp < seen) {
-        return false;
+        return Named::Not;
     }
-    let mut lines = parts.peekable();
-    lines.peek().is_none() || lines.any(|named| named == line)
+    let mut entries = parts.peekable();
+    if entries.peek().is_none() {
+        return Named::Ask;
+    }
+    for entry in entries {
+        let (named, grant) = entry.split_once('=').unwrap_or((entry, ""));
+        if named != line {
+            continue;
+        }
+        return parse_grant(grant).unwrap_or(Named::Ask);
+    }
+    Named::Not
+}
+
+/// `id:token:slot,slot`, or None.
+fn parse_grant(grant: &str) -> Option<Named> {
+    let mut fields = grant.split(':');
+    let id = fields.next().filter(|id| !id.is_empty())?.to_string();
+    let token = fields.next()?.parse().ok()?;
+    let slots = fields
+        .next()?
+        .split(',')
+        .map(|s| s.parse().ok())
+        .collect::<Option<Vec<u32>>>()?;
+    Some(Named::Granted { id, token, slots })
 }
 
 /// The subscriber task: keeps one pub/sub connection up and fans messages out.
@@ -378,14 +418,36 @@ fn not_connected() -> redis::RedisError {
 
 #[cfg(test)]
 mod tests {
-    use super::is_for;
+    use super::{Named, for_line};
 
     #[test]
     fn wake_ups_are_for_named_lines_and_fresh() {
-        assert!(is_for("", "a", 100), "a reconnect wakes everyone");
-        assert!(is_for("100", "a", 100), "no line named: anyone");
-        assert!(is_for("150 b a", "a", 100));
-        assert!(!is_for("150 b c", "a", 100), "kept for others");
-        assert!(!is_for("99 a", "a", 100), "stale");
+        assert_eq!(
+            for_line("", "a", 100),
+            Named::Ask,
+            "a reconnect wakes everyone"
+        );
+        assert_eq!(
+            for_line("100", "a", 100),
+            Named::Ask,
+            "no line named: anyone"
+        );
+        assert_eq!(for_line("150 b a", "a", 100), Named::Ask);
+        assert_eq!(for_line("150 b c", "a", 100), Named::Not, "kept for others");
+        assert_eq!(for_line("99 a", "a", 100), Named::Not, "stale");
+    }
+
+    #[test]
+    fn wake_ups_carry_grants() {
+        assert_eq!(
+            for_line("150 b=x:7:0 a=id1:42:3,5", "a", 100),
+            Named::Granted {
+                id: "id1".into(),
+                token: 42,
+                slots: vec![3, 5]
+            }
+        );
+        assert_eq!(for_line("150 a=id1:42:3", "b", 100), Named::Not);
+        assert_eq!(for_line("150 a=garbled", "a", 100), Named::Ask);
     }
 }

@@ -14,6 +14,8 @@
 --                   and on every master)
 -- ARGV[10] again    the client's clock when it sent this request: the line's new place
 --                   when it goes back to the tail after a grant (`more`)
+-- ARGV[11] push     1: register the request with the queued line, so that a release can
+--                   grant it at once and publish the grant (one master only)
 -- Returns {1, token, stamp, slot, ...} when granted: the lowest free slots, all or none.
 --         {0, wait_ms, stamp} when fewer than k are free: wait_ms until the earliest lease
 --         expires (-1 when nothing is held).
@@ -31,6 +33,7 @@
 local id, k, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local fair, join, waiter_ms = ARGV[5] ~= '0', ARGV[5] == '1', tonumber(ARGV[6])
 local line, more, arrival, again = ARGV[7], ARGV[8] == '1', ARGV[9], ARGV[10]
+local push = ARGV[11] == '1'
 local limit = load_config()
 local now = now_ms()
 reclaim(now)
@@ -66,6 +69,9 @@ if fair then
       return { 0, earliest_wait(now), tonumber(stamp()) }
     end
     join_queue(line, now, waiter_ms, arrival)
+    if push then
+      redis.call('HSET', STATE, 'w:' .. line, id .. ' ' .. k .. ' ' .. lease)
+    end
     wake(now, limit, false)
     return { 0, earliest_wait(now), tonumber(stamp()) }
   end
@@ -74,32 +80,11 @@ elseif free < k then
   return { 0, earliest_wait(now), tonumber(stamp()) }
 end
 
-local slots = redis.call('ZRANGEBYSCORE', FREE, '-inf', '(' .. limit, 'LIMIT', 0, k)
-for _, slot in ipairs(slots) do
-  redis.call('ZREM', FREE, slot)
-end
-local above_read = above
-while #slots < k do
-  -- Skip slots held out of order: once below `next`, they are ordinary held slots.
-  if above > 0 and redis.call('ZSCORE', LEASES, next_slot) then
-    above = above - 1
-  else
-    slots[#slots + 1] = tostring(next_slot)
-  end
-  next_slot = next_slot + 1
-end
-if above ~= above_read then
-  redis.call('HSET', STATE, 'above', above)
-end
-
-local token = redis.call('HINCRBY', CONFIG, 'token', 1)
+local token, slots = grant_slots(id, k, expiry, limit, next_slot, above)
 local reply = { 1, token, tonumber(stamp()) }
 for _, slot in ipairs(slots) do
-  redis.call('ZADD', LEASES, expiry, slot)
-  redis.call('HSET', STATE, 's:' .. slot, id)
   reply[#reply + 1] = tonumber(slot)
 end
-redis.call('HSET', STATE, 'next', next_slot, 'i:' .. id, table.concat(slots, ','), 't:' .. id, int(token))
 if queued then
   dequeue(line)
 end

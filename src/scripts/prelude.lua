@@ -230,13 +230,58 @@ local function free_count(limit, next_slot, above)
 end
 
 
+-- Grants `k` slots below `limit` to permit `id` until `expiry`: the lowest free ones, as
+-- the caller has checked that k are free. `next_slot` and `above` are the state's fields
+-- when the caller has read them already. Returns the new fencing token and the slots.
+local function grant_slots(id, k, expiry, limit, next_slot, above)
+  local slots = redis.call('ZRANGEBYSCORE', FREE, '-inf', '(' .. limit, 'LIMIT', 0, k)
+  if #slots > 0 then
+    redis.call('ZREM', FREE, unpack(slots))
+  end
+  if not next_slot then
+    local state = redis.call('HMGET', STATE, 'next', 'above')
+    next_slot, above = tonumber(state[1] or '0'), tonumber(state[2] or '0')
+  end
+  local above_read = above
+  while #slots < k do
+    -- Skip slots held out of order: once below `next`, they are ordinary held slots.
+    if above > 0 and redis.call('ZSCORE', LEASES, next_slot) then
+      above = above - 1
+    else
+      slots[#slots + 1] = tostring(next_slot)
+    end
+    next_slot = next_slot + 1
+  end
+  local token = redis.call('HINCRBY', CONFIG, 'token', 1)
+  local leases = {}
+  local fields = { 'next', next_slot, 'i:' .. id, table.concat(slots, ','), 't:' .. id, int(token) }
+  if above ~= above_read then
+    fields[#fields + 1] = 'above'
+    fields[#fields + 1] = above
+  end
+  for _, slot in ipairs(slots) do
+    leases[#leases + 1] = expiry
+    leases[#leases + 1] = slot
+    fields[#fields + 1] = 's:' .. slot
+    fields[#fields + 1] = id
+  end
+  redis.call('ZADD', LEASES, unpack(leases))
+  redis.call('HSET', STATE, unpack(fields))
+  return token, slots
+end
+
 -- Drops queued lines whose waiter lease ran out (a crashed waiter never holds up the queue
--- for longer than its waiter lease), at most 100 per call.
+-- for longer than its waiter lease), at most 100 per call, with their registrations.
 local function drop_dead_waiters(now)
   local dead = redis.call('ZRANGEBYSCORE', WAITERS, '-inf', now, 'LIMIT', 0, 100)
   if #dead > 0 then
     redis.call('ZREM', WAITERS, unpack(dead))
     redis.call('ZREM', QUEUE, unpack(dead))
+    local fields = {}
+    for i, line in ipairs(dead) do
+      fields[i] = 'w:' .. line
+    end
+    redis.call('HDEL', STATE, unpack(fields))
   end
 end
 
@@ -253,15 +298,24 @@ local function join_queue(line, now, waiter_ms, arrival)
   redis.call('PEXPIRE', WAITERS, waiter_ms + 1000)
 end
 
--- Takes `line` off the waiter queue; true if it was queued.
+-- Takes `line` off the waiter queue, with its registration; true if it was queued.
 local function dequeue(line)
   redis.call('ZREM', WAITERS, line)
+  redis.call('HDEL', STATE, 'w:' .. line)
   return redis.call('ZREM', QUEUE, line) == 1
 end
 
 -- Publishes a wake-up if this script freed a slot (or `force`): the script's stamp, then
--- the live waiter lines at the head of the queue, as many as there are free slots (none:
+-- the live waiter lines at the head of the queue that the free slots are kept for (none:
 -- anyone may try). A waiter ignores wake-ups stamped before its own last request.
+--
+-- A line whose waiter registered its permit (`w:<line>` in state: "id k lease", one
+-- master only) is granted here and now, in the script that freed the slot, and the
+-- wake-up carries the grant as `line=id:token:slot,slot`: the waiter holds the permit
+-- without asking again, so a contended acquire costs one script call, the one that
+-- queued it. A waiter that misses the message finds the grant when it next asks (a
+-- retried acquire with the same id gets its grant back); one that gave up has its
+-- registration taken back with its release.
 local function wake(now, limit, force)
   if not (freed_any or force) then
     return
@@ -276,6 +330,30 @@ local function wake(now, limit, force)
     return
   end
   local lines = redis.call('ZRANGE', QUEUE, 0, free - 1)
-  table.insert(lines, 1, stamp())
-  redis.call(PUBLISH, CHANNEL, table.concat(lines, ' '))
+  local parts, granted = { stamp() }, false
+  for _, line in ipairs(lines) do
+    local entry = line
+    local pending = redis.call('HGET', STATE, 'w:' .. line)
+    if pending and free > 0 then
+      local id, k, lease = string.match(pending, '^(%S+) (%d+) (%d+)$')
+      k, lease = tonumber(k), tonumber(lease)
+      if id and k <= free then
+        local token, slots = grant_slots(id, k, now + lease, limit)
+        dequeue(line)
+        free = free - k
+        granted = true
+        entry = line .. '=' .. id .. ':' .. int(token) .. ':' .. table.concat(slots, ',')
+      end
+    end
+    parts[#parts + 1] = entry
+    -- First come, first served: a line that needs more than is free holds the rest.
+    free = free - (entry == line and 1 or 0)
+    if free <= 0 then
+      break
+    end
+  end
+  if granted then
+    touch()
+  end
+  redis.call(PUBLISH, CHANNEL, table.concat(parts, ' '))
 end
