@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -26,7 +27,7 @@ pub(crate) struct Master {
 /// semaphore lives on the shard that owns its hash tag.
 #[derive(Clone)]
 enum Conn {
-    Server(ConnectionManager),
+    Server(Arc<Managed>),
     #[cfg(feature = "cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
 }
@@ -37,6 +38,33 @@ pub(crate) enum Source {
     Server(Box<redis::Client>),
     #[cfg(feature = "cluster")]
     Cluster(Vec<redis::ConnectionInfo>),
+}
+
+/// A server's reconnecting connection, replaced by a fresh one after a refused
+/// authentication: redis-rs's manager reconnects after I/O errors only, so a connection
+/// whose password was refused once would fail for good, even after the password is fixed.
+struct Managed {
+    conn: Mutex<ConnectionManager>,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+}
+
+impl Managed {
+    fn get(&self) -> ConnectionManager {
+        self.conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Starts over with a new connection (made lazily, at the next request).
+    fn renew(&self) {
+        if let Ok(fresh) =
+            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+        {
+            *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+        }
+    }
 }
 
 impl fmt::Debug for Master {
@@ -58,16 +86,19 @@ impl Master {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(5))
             .set_max_delay(timeout);
-        let conn =
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|source| {
-                Error::Redis {
-                    master: name.clone(),
-                    source,
-                }
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            .map_err(|source| Error::Redis {
+                master: name.clone(),
+                source,
             })?;
+        let managed = Managed {
+            conn: Mutex::new(conn),
+            client: client.clone(),
+            config,
+        };
         Ok(Master {
             name,
-            conn: Conn::Server(conn),
+            conn: Conn::Server(Arc::new(managed)),
             source: Source::Server(Box::new(client)),
             timeout,
         })
@@ -146,13 +177,21 @@ impl Master {
             invocation.key(key);
         }
         invocation.arg(args);
-        let reply = match self.conn.clone() {
-            Conn::Server(mut conn) => {
+        let reply = match &self.conn {
+            Conn::Server(managed) => {
+                let mut conn = managed.get();
                 let invoke = invocation.invoke_async(&mut conn);
-                tokio::time::timeout(self.timeout, invoke).await
+                let reply = tokio::time::timeout(self.timeout, invoke).await;
+                if let Ok(Err(error)) = &reply
+                    && error.kind() == redis::ErrorKind::AuthenticationFailed
+                {
+                    managed.renew();
+                }
+                reply
             }
             #[cfg(feature = "cluster")]
-            Conn::Cluster(mut conn) => {
+            Conn::Cluster(conn) => {
+                let mut conn = conn.clone();
                 let invoke = invocation.invoke_async(&mut conn);
                 tokio::time::timeout(self.timeout, invoke).await
             }
