@@ -1,0 +1,620 @@
+//! A soak: workers contend for a few permits through fault-injecting proxies while masters
+//! are paused, killed and restarted empty (after one lease), slowed, partitioned from some
+//! clients, black-holed, their connections dropped and their replies cut, and holder
+//! processes are SIGKILLed; an independent checker counts who is inside. At the end it
+//! prints what it did and what it saw, and exits 1 if anything was over-admitted or leaked.
+//!
+//! ```text
+//! cargo run --release --example soak -- --secs 20                 # one master
+//! cargo run --release --example soak -- --secs 600 --masters 3
+//! REDIS_SERVER_BIN=$(scripts/valkey-bin.sh) cargo run --release --example soak -- --secs 20 --masters 3
+//! ```
+//!
+//! Every server is a throwaway one on a free loopback port (the test harness in
+//! `tests/support`, `REDIS_SERVER_BIN` picks the binary): the masters, and the checker's
+//! server, which is none of them. Each worker has its own handle; half the workers reach
+//! the masters through one set of proxies, half through another, so a fault can cut some
+//! clients off a master and not others. One fault runs at a time, with a calm of 0.2-1 s
+//! between two; dropped connections and cut replies come on top, at any moment.
+//!
+//! The checks, each counted rather than stopped at:
+//! - more than N holders inside at once, or two inside with the same slot (the checker);
+//! - a fencing token not above the last one accepted for its slot;
+//! - after the run, with every fault healed and one lease passed: `value()` below N, or
+//!   anyone left in `holders()` (a leaked permit).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis_semaphore::{AsyncSemaphore, Error};
+use support::Server;
+use support::proxy::{Checker, Proxy};
+use tokio::time::Instant;
+
+const USAGE: &str = "\
+usage: soak [options]
+  --secs S         how long the faults run (default 20)
+  --masters M      1 or 3 (any odd number works; default 1)
+  --permits N      the semaphore's permits (default 2)
+  --workers W      workers, each with its own handle (default 8)
+  --lease-ms L     the lease (default 600); the request timeout is L/6
+  --faults LIST    which faults, comma-separated (default all): pause, kill, slow,
+                   partition, blackhole, holder, drop, cut
+  --calm           inject no faults (a baseline)
+  --unfair         Builder::fair(false) for every handle
+  --json           print the summary as one JSON line as well";
+
+/// Set in a holder process (a child of this binary) to the masters' URLs.
+const HOLDER_ENV: &str = "SOAK_HOLDER";
+const NAME: &str = "soak";
+
+#[derive(Debug, Clone)]
+struct Options {
+    secs: f64,
+    masters: usize,
+    permits: u32,
+    workers: usize,
+    lease: Duration,
+    faults: Vec<String>,
+    fair: bool,
+    json: bool,
+}
+
+/// The faults, one at a time: a master paused, killed and restarted empty, slowed, cut off
+/// from half the clients (closed or silent), a holder process killed.
+const MAIN_FAULTS: [&str; 6] = ["pause", "kill", "slow", "partition", "blackhole", "holder"];
+/// On top, at any moment: a proxy's connections dropped, a request's reply cut.
+const SMALL_FAULTS: [&str; 2] = ["drop", "cut"];
+
+impl Options {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+        let mut o = Options {
+            secs: 20.0,
+            masters: 1,
+            permits: 2,
+            workers: 8,
+            lease: Duration::from_millis(600),
+            faults: MAIN_FAULTS
+                .iter()
+                .chain(&SMALL_FAULTS)
+                .map(|f| f.to_string())
+                .collect(),
+            fair: true,
+            json: false,
+        };
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+            fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
+                v.parse()
+                    .map_err(|_| format!("{flag} wants a number, not {v:?}"))
+            }
+            match arg.as_str() {
+                "--secs" => o.secs = num(&arg, value()?)?,
+                "--masters" => o.masters = num(&arg, value()?)?,
+                "--permits" => o.permits = num(&arg, value()?)?,
+                "--workers" => o.workers = num(&arg, value()?)?,
+                "--lease-ms" => o.lease = Duration::from_millis(num(&arg, value()?)?),
+                "--calm" => o.faults.clear(),
+                "--unfair" => o.fair = false,
+                "--faults" => {
+                    o.faults = value()?.split(',').map(|f| f.trim().to_string()).collect();
+                    if let Some(bad) = o.faults.iter().find(|f| {
+                        !MAIN_FAULTS.contains(&f.as_str()) && !SMALL_FAULTS.contains(&f.as_str())
+                    }) {
+                        return Err(format!("unknown fault {bad:?}"));
+                    }
+                }
+                "--json" => o.json = true,
+                "-h" | "--help" => return Err(String::new()),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        if !(o.secs > 0.0 && o.secs <= 24.0 * 3600.0) {
+            return Err("--secs must be above 0 and at most a day".into());
+        }
+        if o.masters == 0 || o.masters > 7 {
+            return Err("--masters must be between 1 and 7".into());
+        }
+        if o.permits == 0 || o.workers < 2 || o.workers > 256 {
+            return Err("--permits must be at least 1, --workers between 2 and 256".into());
+        }
+        if o.lease < Duration::from_millis(120) || o.lease > Duration::from_secs(10) {
+            return Err("--lease-ms must be between 120 and 10000".into());
+        }
+        Ok(o)
+    }
+
+    fn request_timeout(&self) -> Duration {
+        self.lease / 6
+    }
+}
+
+/// What the workers did and the checks saw.
+#[derive(Debug, Default)]
+struct Stats {
+    acquisitions: AtomicU64,
+    timeouts: AtomicU64,
+    /// Granted, but no longer valid when the reply came (a slow master).
+    stale_grants: AtomicU64,
+    /// Lost during the hold.
+    lost: AtomicU64,
+    over: AtomicU64,
+    slot_twice: AtomicU64,
+    fence_refused: AtomicU64,
+    max_inside: AtomicU64,
+    errors: Mutex<BTreeMap<String, u64>>,
+    faults: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Stats {
+    fn error(&self, what: &str, error: &Error) {
+        let kind = match error {
+            Error::Redis { .. } => "redis",
+            Error::Quorum { .. } => "quorum",
+            Error::PermitLost { .. } => "permit lost",
+            Error::WrongType { .. } => "wrong type",
+            Error::ConfigMismatch { .. } => "config mismatch",
+            Error::InvalidArgument(_) => "invalid argument",
+            _ => "other",
+        };
+        *self
+            .errors
+            .lock()
+            .unwrap()
+            .entry(format!("{what}: {kind}"))
+            .or_default() += 1;
+    }
+
+    fn fault(&self, kind: &'static str) {
+        *self.faults.lock().unwrap().entry(kind).or_default() += 1;
+    }
+
+    fn saw(&self, entered: support::proxy::Entered, permits: u32) {
+        self.max_inside
+            .fetch_max(u64::from(entered.inside), Ordering::Relaxed);
+        if entered.inside > permits {
+            self.over.fetch_add(1, Ordering::Relaxed);
+        }
+        if entered.shared_slot.is_some() {
+            self.slot_twice.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+fn main() {
+    if let Ok(urls) = std::env::var(HOLDER_ENV) {
+        holder_process(&urls);
+        return;
+    }
+    let o = match Options::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(why) => {
+            if !why.is_empty() {
+                eprintln!("soak: {why}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ok = runtime.block_on(soak(o));
+    std::process::exit(if ok { 0 } else { 1 });
+}
+
+fn rand_ms(range: std::ops::Range<u64>) -> Duration {
+    Duration::from_millis(rand::random_range(range))
+}
+
+async fn build(urls: &[String], o: &Options) -> AsyncSemaphore {
+    AsyncSemaphore::builder(NAME, o.permits)
+        .masters(urls.iter().cloned())
+        .lease(o.lease)
+        .request_timeout(o.request_timeout())
+        .fair(o.fair)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("cannot build the semaphore: {e}"))
+}
+
+async fn soak(o: Options) -> bool {
+    let started = Instant::now();
+    let mut masters: Vec<Server> = (0..o.masters).map(|_| Server::start()).collect();
+    let observer = Server::start();
+    // proxies[group][master]
+    let proxies: Arc<Vec<Vec<Proxy>>> = Arc::new(
+        (0..2)
+            .map(|_| masters.iter().map(Proxy::start).collect())
+            .collect(),
+    );
+    let urls = |group: usize| -> Vec<String> { proxies[group].iter().map(Proxy::url).collect() };
+    let checker = Checker::connect(&observer.url(), o.permits).await;
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let mut workers = Vec::new();
+    for w in 0..o.workers {
+        let sem = build(&urls(w % 2), &o).await;
+        let (checker, stats, stop) = (checker.clone(), stats.clone(), stop.clone());
+        let (permits, lease) = (o.permits, o.lease);
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                cycle(&sem, &checker, &stats, permits, lease).await;
+            }
+        }));
+    }
+
+    // Dropped connections and cut replies, at any moment.
+    let small: Vec<&str> = SMALL_FAULTS
+        .into_iter()
+        .filter(|f| o.faults.iter().any(|g| g == f))
+        .collect();
+    let main_faults: Vec<&str> = MAIN_FAULTS
+        .into_iter()
+        .filter(|f| o.faults.iter().any(|g| g == f))
+        .collect();
+    let small_faults = {
+        let (proxies, stats, stop) = (proxies.clone(), stats.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(rand_ms(50..400)).await;
+                if small.is_empty() {
+                    continue;
+                }
+                let group = &proxies[rand::random_range(0..proxies.len())];
+                let proxy = &group[rand::random_range(0..group.len())];
+                if small[rand::random_range(0..small.len())] == "drop" {
+                    proxy.drop_connections();
+                    stats.fault("dropped connections");
+                } else {
+                    proxy.cut_reply_to(b"EVALSHA");
+                    stats.fault("cut reply");
+                }
+            }
+        })
+    };
+
+    let end = started + Duration::from_secs_f64(o.secs);
+    let mut last_report = Instant::now();
+    while Instant::now() < end {
+        tokio::time::sleep(rand_ms(200..1000)).await;
+        if main_faults.is_empty() {
+            continue;
+        }
+        let m = rand::random_range(0..masters.len());
+        let group = rand::random_range(0..2);
+        let lease_ms = o.lease.as_millis() as u64;
+        match main_faults[rand::random_range(0..main_faults.len())] {
+            "pause" => {
+                masters[m].pause();
+                tokio::time::sleep(rand_ms(lease_ms / 6..lease_ms * 2)).await;
+                masters[m].resume();
+                stats.fault("master paused");
+            }
+            "kill" => {
+                masters[m].kill();
+                // The delayed-restart rule: back, empty, after one lease at the least.
+                tokio::time::sleep(o.lease + rand_ms(0..lease_ms / 2)).await;
+                masters[m].restart();
+                stats.fault("master killed, restarted empty");
+            }
+            "slow" => {
+                let timeout_ms = o.request_timeout().as_millis() as u64;
+                for g in proxies.iter() {
+                    g[m].set_latency(rand_ms(timeout_ms * 3 / 10..timeout_ms / 2));
+                    g[m].set_jitter(Duration::from_millis(timeout_ms / 10));
+                }
+                tokio::time::sleep(rand_ms(300..1500)).await;
+                for g in proxies.iter() {
+                    g[m].heal();
+                }
+                stats.fault("master slowed near the timeout");
+            }
+            "partition" => {
+                proxies[group][m].partition(true);
+                tokio::time::sleep(rand_ms(lease_ms / 3..lease_ms * 2)).await;
+                proxies[group][m].partition(false);
+                stats.fault("master partitioned from half the clients");
+            }
+            "blackhole" => {
+                proxies[group][m].blackhole(true);
+                tokio::time::sleep(rand_ms(lease_ms / 3..lease_ms * 2)).await;
+                proxies[group][m].blackhole(false);
+                stats.fault("master black-holed for half the clients");
+            }
+            _holder => {
+                if kill_a_holder(&urls(group), &observer, &checker, &stats, &o).await {
+                    stats.fault("holder process killed");
+                }
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(30) {
+            last_report = Instant::now();
+            eprintln!(
+                "soak: {:.0} s, {} acquisitions, max inside {} of {}, {} faults",
+                started.elapsed().as_secs_f64(),
+                Stats::get(&stats.acquisitions),
+                Stats::get(&stats.max_inside),
+                o.permits,
+                stats.faults.lock().unwrap().values().sum::<u64>()
+            );
+        }
+    }
+    let ran = started.elapsed();
+
+    stop.store(true, Ordering::Relaxed);
+    small_faults.await.unwrap();
+    proxies.iter().flatten().for_each(Proxy::heal);
+    for worker in workers {
+        worker.await.expect("a worker panicked");
+    }
+    let stopped = Instant::now();
+
+    // One lease after the holders stopped, with every fault healed, nothing is held.
+    let direct = build(&masters.iter().map(Server::url).collect::<Vec<_>>(), &o).await;
+    let (value, holders) = loop {
+        let value = direct.value().await.ok();
+        let holders = direct.holders().await.ok().map(|h| h.len());
+        let free = value == Some(o.permits) && holders == Some(0);
+        if free || stopped.elapsed() > o.lease + Duration::from_secs(1) {
+            break (value, holders);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let freed_after = stopped.elapsed();
+    let (max_seen, inside, first_violation) = checker.seen().await;
+    let leaked = o.permits.saturating_sub(value.unwrap_or(0));
+
+    let over = Stats::get(&stats.over) + Stats::get(&stats.slot_twice);
+    let fence = Stats::get(&stats.fence_refused);
+    let ok = over == 0
+        && fence == 0
+        && max_seen <= o.permits
+        && leaked == 0
+        && holders == Some(0)
+        && inside == 0;
+    let acquisitions = Stats::get(&stats.acquisitions);
+    let faults = stats.faults.lock().unwrap().clone();
+    let errors = stats.errors.lock().unwrap().clone();
+    let server = server_version();
+    let list = |m: &BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let faults_text: BTreeMap<String, u64> =
+        faults.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    println!(
+        "soak: {:.0} s on {} master{} ({server}), {} permits, {} workers, lease {:?}, request timeout {:?}",
+        ran.as_secs_f64(),
+        o.masters,
+        if o.masters == 1 { "" } else { "s" },
+        o.permits,
+        o.workers,
+        o.lease,
+        o.request_timeout()
+    );
+    println!(
+        "acquisitions:      {acquisitions} ({:.1}/s); {} timed out after a lease, {} stale on arrival, {} lost while held",
+        acquisitions as f64 / ran.as_secs_f64(),
+        Stats::get(&stats.timeouts),
+        Stats::get(&stats.stale_grants),
+        Stats::get(&stats.lost)
+    );
+    println!(
+        "faults injected:   {} ({})",
+        faults.values().sum::<u64>(),
+        list(&faults_text)
+    );
+    println!(
+        "max concurrency:   {max_seen} of {} (over-admissions {}, a slot held twice {}, fencing tokens refused {fence}{})",
+        o.permits,
+        Stats::get(&stats.over),
+        Stats::get(&stats.slot_twice),
+        first_violation
+            .map(|v| format!("; first violation: {v}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "leaked permits:    {leaked} (value {} of {}, {} holders, {freed_after:?} after the workers stopped)",
+        value.map_or("?".into(), |v| v.to_string()),
+        o.permits,
+        holders.map_or("?".into(), |h| h.to_string())
+    );
+    println!("errors by kind:    {}", list(&errors));
+    println!("result:            {}", if ok { "OK" } else { "FAILED" });
+    if o.json {
+        let json_map = |m: &BTreeMap<String, u64>| {
+            let items: Vec<String> = m.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", items.join(","))
+        };
+        println!(
+            "{{\"secs\":{:.1},\"masters\":{},\"permits\":{},\"workers\":{},\"acquisitions\":{acquisitions},\
+             \"faults\":{},\"max_inside\":{max_seen},\"over_admissions\":{over},\"fence_refused\":{fence},\
+             \"leaked\":{leaked},\"errors\":{},\"ok\":{ok}}}",
+            ran.as_secs_f64(),
+            o.masters,
+            o.permits,
+            o.workers,
+            json_map(&faults_text),
+            json_map(&errors)
+        );
+    }
+    drop(direct);
+    masters.clear();
+    ok
+}
+
+/// One acquire, hold and release, checked.
+async fn cycle(
+    sem: &AsyncSemaphore,
+    checker: &Checker,
+    stats: &Stats,
+    permits: u32,
+    lease: Duration,
+) {
+    let permit = match sem.acquire_timeout(lease).await {
+        Ok(Some(permit)) => permit,
+        Ok(None) => {
+            stats.timeouts.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Err(error) => {
+            stats.error("acquire", &error);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            return;
+        }
+    };
+    stats.acquisitions.fetch_add(1, Ordering::Relaxed);
+    if permit.is_valid() {
+        stats.saw(checker.try_enter(permit.slots()).await, permits);
+        for &slot in permit.slots() {
+            if !checker.fence(slot, permit.fencing_token()).await {
+                stats.fence_refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(rand_ms(1..20)) => {}
+            _ = permit.lost() => { stats.lost.fetch_add(1, Ordering::Relaxed); }
+        }
+        checker.exit(permit.slots()).await;
+    } else {
+        stats.stale_grants.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Err(error) = permit.release().await {
+        stats.error("release", &error);
+    }
+}
+
+/// Starts a holder process on `urls`, lets it take a permit and count itself in, and
+/// SIGKILLs it while it holds. False if it got no permit in time.
+async fn kill_a_holder(
+    urls: &[String],
+    observer: &Server,
+    checker: &Checker,
+    stats: &Stats,
+    o: &Options,
+) -> bool {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(HOLDER_ENV, urls.join(","))
+        .env("SOAK_OBSERVER", observer.url())
+        .env("SOAK_PERMITS", o.permits.to_string())
+        .env("SOAK_LEASE_MS", o.lease.as_millis().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the holder process starts");
+    let stdout = child.stdout.take().unwrap();
+    // Its first line: `HOLD <slot> <inside> <shared slot or -1>` or `NONE`.
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        line
+    })
+    .await
+    .unwrap();
+    let held = line
+        .strip_prefix("HOLD ")
+        .map(|rest| {
+            let parts: Vec<i64> = rest
+                .split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect();
+            (parts[0] as u32, parts[1] as u32, parts[2])
+        })
+        .map(|(slot, inside, shared)| {
+            stats.saw(
+                support::proxy::Entered {
+                    inside,
+                    shared_slot: u32::try_from(shared).ok(),
+                },
+                o.permits,
+            );
+            slot
+        });
+    if held.is_some() {
+        tokio::time::sleep(rand_ms(20..300)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Some(slot) = held {
+        // Dead, it touches nothing any more.
+        checker.exit(&[slot]).await;
+        stats.acquisitions.fetch_add(1, Ordering::Relaxed);
+    }
+    held.is_some()
+}
+
+/// A holder process: takes a permit, counts itself in, says so, and holds until killed
+/// (at most 30 s, should its parent be gone).
+fn holder_process(urls: &str) {
+    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("holder needs {name}"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let lease = Duration::from_millis(env("SOAK_LEASE_MS").parse().unwrap());
+        let permits: u32 = env("SOAK_PERMITS").parse().unwrap();
+        let sem = AsyncSemaphore::builder(NAME, permits)
+            .masters(urls.split(','))
+            .lease(lease)
+            .request_timeout(lease / 6)
+            .build()
+            .await;
+        let permit = match sem {
+            Ok(sem) => sem.acquire_timeout(lease * 2).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let mut out = std::io::stdout();
+        match permit.filter(|p| p.is_valid()) {
+            Some(permit) => {
+                let checker = Checker::connect(&env("SOAK_OBSERVER"), permits).await;
+                let slot = permit.slots()[0];
+                let entered = checker.try_enter(&[slot]).await;
+                let shared = entered.shared_slot.map_or(-1, i64::from);
+                writeln!(out, "HOLD {slot} {} {shared}", entered.inside).unwrap();
+                out.flush().unwrap();
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                drop(permit);
+            }
+            None => {
+                writeln!(out, "NONE").unwrap();
+                out.flush().unwrap();
+            }
+        }
+    });
+}
+
+/// "Redis 7.0.15" from `redis-server --version`.
+fn server_version() -> String {
+    let bin = support::server_binary();
+    Command::new(&bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let mut words = text.split_whitespace();
+            let name = words.next()?.to_string();
+            let version = words.nth(1)?.trim_start_matches("v=").to_string();
+            Some(format!("{name} {version}"))
+        })
+        .unwrap_or(bin)
+}
