@@ -36,7 +36,7 @@ const EXIT_ERROR: u8 = 1;
                   it was not found; 1 for any other error."
 )]
 struct Cli {
-    /// A master's URL (redis://[user:pass@]host:port/db); repeat for several independent
+    /// A master's URL (`redis://[user:pass@]host:port/db`); repeat for several independent
     /// masters. Also read from REDSEM_URL, comma-separated.
     #[arg(
         long = "url",
