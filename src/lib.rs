@@ -31,8 +31,11 @@ pub use wait::WAITER_LEASE;
 /// ```
 ///
 /// On a cluster, add `+spublish +ssubscribe +sunsubscribe +cluster|slots +cluster|shards
-/// +readonly +ping` ([`ACL_RULE_CLUSTER`] has it all). A user without `evalsha` gets a clear error at once
-/// (`NOPERM`, not retried), never a hang.
+/// +readonly +ping` ([`ACL_RULE_CLUSTER`] has it all). A user without `evalsha` gets a
+/// clear error at once (`NOPERM`, not retried), never a hang. On Redis 7.2+ and Valkey you
+/// may add `+client|setinfo`: redis-rs announces its name and version with it when it
+/// connects and ignores a refusal, which only shows in `ACL LOG` (Redis 7.0 has no such
+/// subcommand and refuses the rule).
 pub const ACL_RULE: &str = "resetkeys resetchannels -@all \
     +evalsha +script|load +subscribe +unsubscribe \
     +type +exists +del +time +pexpire +pexpireat +publish \

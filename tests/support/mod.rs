@@ -210,6 +210,33 @@ impl Server {
         }
     }
 
+    /// What `ACL LOG` says was refused, as "reason object" strings, except `client|setinfo`:
+    /// redis-rs announces its name and version with it on servers that have it (Redis 7.2+,
+    /// Valkey) and ignores a refusal, and Redis 7.0 does not know it, so no one rule can
+    /// allow it everywhere.
+    pub fn acl_denials(&self) -> Vec<String> {
+        let entries: Vec<Vec<redis::Value>> =
+            redis::from_redis_value(self.cmd(&["ACL", "LOG"])).unwrap();
+        entries
+            .iter()
+            .map(|entry| {
+                let fields: Vec<String> = entry
+                    .iter()
+                    .map(|v| redis::from_redis_value::<String>(v.clone()).unwrap_or_default())
+                    .collect();
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .position(|f| f == name)
+                        .and_then(|i| fields.get(i + 1).cloned())
+                        .unwrap_or_default()
+                };
+                format!("{} {}", field("reason"), field("object"))
+            })
+            .filter(|denial| denial != "command client|setinfo")
+            .collect()
+    }
+
     /// The server's log file (stdout + stderr).
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("server.log")
