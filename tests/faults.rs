@@ -2,8 +2,8 @@
 //! and an independent checker on a server that is no master counts who is inside.
 //!
 //! Every scenario runs on 1 and on 3 masters, bounded in time and count, and ends the same
-//! way: the checker never saw more than N holders (it fails the run at the first
-//! `enter()` above N), every grant's fencing token was above the last one accepted for its
+//! way: the checker never saw more than N holders nor two inside with the same slot (it
+//! fails the run at the first such `enter()`), every grant's fencing token was above the last one accepted for its
 //! slot, and one lease after the holders stopped, nothing is held (`value() == N`,
 //! `holders()` empty). Leases are short (600 ms), request timeouts 100 ms.
 //!
