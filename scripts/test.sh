@@ -36,6 +36,19 @@ echo "      wheel is built without TLS ('Failed finding TLS support')."
 run "tests against $(server_name "$valkey_bin"), features cluster, tracing" \
   "$valkey_bin" --all-targets --features cluster,tracing
 run "doc tests (against $(server_name "$redis_bin"))" "$redis_bin" --doc --features cluster,tls
+
+# A short soak of the mixed-fault workload (examples/soak.rs; the hand-run one lasts 10 min).
+soak() { # soak <label> <binary> <soak args...>
+  local label="$1" bin="$2"
+  shift 2
+  echo
+  echo "== $label =="
+  if ! REDIS_SERVER_BIN="$bin" cargo run -q --features cluster,tls,tracing --example soak -- "$@"; then
+    failed+=("$label")
+  fi
+}
+soak "soak, 15 s, 1 master ($(server_name "$redis_bin"))" "$redis_bin" --secs 15 --masters 1
+soak "soak, 15 s, 3 masters ($(server_name "$valkey_bin"))" "$valkey_bin" --secs 15 --masters 3
 run "library without default features (against $(server_name "$redis_bin"))" \
   "$redis_bin" --no-default-features --lib
 

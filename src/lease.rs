@@ -84,23 +84,33 @@ impl LeaseState {
 
 /// Starts renewing `state`'s lease every `lease / 3`, from `granted_at`. The task ends when
 /// the lease is lost; the permit aborts it when it is released.
+///
+/// `first` is the lease of the grant itself when it is shorter than `lease` (a grant pushed
+/// to a waiter lasts at most a waiter lease until its first renewal).
 pub(crate) fn spawn_renewal(
     runtime: &tokio::runtime::Handle,
     quorum: Arc<Quorum>,
     lease: Duration,
+    first: Duration,
     state: Arc<LeaseState>,
     granted_at: Instant,
 ) -> AbortHandle {
     runtime
-        .spawn(renew(quorum, lease, state, granted_at))
+        .spawn(renew(quorum, lease, first, state, granted_at))
         .abort_handle()
 }
 
-async fn renew(quorum: Arc<Quorum>, lease: Duration, state: Arc<LeaseState>, granted_at: Instant) {
+async fn renew(
+    quorum: Arc<Quorum>,
+    lease: Duration,
+    first: Duration,
+    state: Arc<LeaseState>,
+    granted_at: Instant,
+) {
     let period = lease / 3;
     // After a failed renewal, try again soon, still well before the deadline.
-    let retry = (period / 4).max(Duration::from_millis(5));
-    let mut next = granted_at + period;
+    let retry = (first.min(lease) / 12).max(Duration::from_millis(5));
+    let mut next = granted_at + first.min(lease) / 3;
     loop {
         let deadline = state.deadline();
         tokio::select! {

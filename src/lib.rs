@@ -38,7 +38,7 @@ pub use wait::WAITER_LEASE;
 /// subcommand and refuses the rule).
 pub const ACL_RULE: &str = "resetkeys resetchannels -@all \
     +evalsha +script|load +subscribe +unsubscribe \
-    +type +exists +del +time +pexpire +pexpireat +publish \
+    +type +exists +del +time +pexpire +pexpireat +pttl +publish \
     +hget +hmget +hset +hdel +hlen +hincrby \
     +zadd +zrem +zrange +zrangebyscore +zcount +zcard +zscore +zrank \
     ~semaphore:* &semaphore:*";
@@ -46,7 +46,7 @@ pub const ACL_RULE: &str = "resetkeys resetchannels -@all \
 /// [`ACL_RULE`] for a cluster: with sharded pub/sub and the slot map.
 pub const ACL_RULE_CLUSTER: &str = "resetkeys resetchannels -@all \
     +evalsha +script|load +subscribe +unsubscribe \
-    +type +exists +del +time +pexpire +pexpireat +publish \
+    +type +exists +del +time +pexpire +pexpireat +pttl +publish \
     +hget +hmget +hset +hdel +hlen +hincrby \
     +zadd +zrem +zrange +zrangebyscore +zcount +zcard +zscore +zrank \
     +spublish +ssubscribe +sunsubscribe +cluster|slots +cluster|shards +readonly +ping \

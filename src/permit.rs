@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -46,13 +47,15 @@ impl fmt::Debug for Permit {
 
 impl Permit {
     /// Wraps a fresh grant and starts renewing it. `started` is when the granting request
-    /// was sent: the lease cannot have started earlier.
+    /// was sent: the lease cannot have started earlier. `first` is the grant's own lease
+    /// (shorter than the handle's for a grant pushed to a waiter).
     pub(crate) fn new(
         shared: Arc<Shared>,
         id: String,
         token: u64,
         slots: Vec<u32>,
         started: Instant,
+        first: Duration,
         runtime: tokio::runtime::Handle,
     ) -> Self {
         let lease = shared.core.lease;
@@ -60,12 +63,13 @@ impl Permit {
             id,
             token,
             slots.clone(),
-            started + lease::validity(lease),
+            started + lease::validity(first),
         ));
         let renewal = lease::spawn_renewal(
             &runtime,
             Arc::clone(&shared.core.quorum),
             lease,
+            first,
             Arc::clone(&state),
             started,
         );

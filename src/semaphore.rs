@@ -596,8 +596,9 @@ impl AsyncSemaphore {
                                 }
                                 let shared = Arc::clone(shared);
                                 let id = id.clone();
+                                let lease = core.lease;
                                 return Ok(Some(Permit::new(
-                                    shared, id, token, slots, started, runtime,
+                                    shared, id, token, slots, started, lease, runtime,
                                 )));
                             }
                             Acquired::Busy { wait_ms } => {
@@ -663,10 +664,14 @@ impl AsyncSemaphore {
                 // Granted by the release that freed the slots: no need to ask.
                 guard.armed = false;
                 trace.granted(&id, token, &slots, 1);
+                // A pushed grant lasts at most a waiter lease until its first renewal, so
+                // that one pushed to a waiter that cannot hear of it (cut off, or dead
+                // since it last asked) keeps the slot from others only that long.
+                let first = core.lease.min(crate::WAITER_LEASE);
                 let shared = Arc::clone(shared);
                 let id = id.clone();
                 return Ok(Some(Permit::new(
-                    shared, id, token, slots, last_ask, runtime,
+                    shared, id, token, slots, last_ask, first, runtime,
                 )));
             }
         }

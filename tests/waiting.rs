@@ -314,3 +314,59 @@ fn a_subscriber_whose_runtime_stopped_is_replaced() {
         permit.release().await.unwrap();
     });
 }
+
+/// A grant pushed to a waiter that cannot hear of it (cut off from the master since it
+/// queued) keeps the slot from the next waiter for at most a waiter lease, not a full lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_pushed_to_a_cut_off_waiter_expires_after_a_waiter_lease() {
+    let server = Server::start();
+    let proxy = support::proxy::Proxy::start(&server);
+    let lease = Duration::from_secs(10);
+    let holder = sem(&server, "w", 1).lease(lease).build().await.unwrap();
+    let cut_off = redis_semaphore::AsyncSemaphore::builder("w", 1)
+        .master(proxy.url())
+        .lease(lease)
+        .request_timeout(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    let next = sem(&server, "w", 1).lease(lease).build().await.unwrap();
+    let permit = holder.acquire().await.unwrap();
+    let stranded = {
+        let cut_off = cut_off.clone();
+        tokio::spawn(async move { cut_off.acquire_timeout(Duration::from_secs(5)).await })
+    };
+    eventually("the first waiter queued", || async {
+        server.int(&["ZCARD", QUEUE]) == 1
+    })
+    .await;
+    let waiting = tokio::spawn(async move { next.acquire().await.unwrap() });
+    eventually("the second waiter queued behind it", || async {
+        server.int(&["ZCARD", QUEUE]) == 2
+    })
+    .await;
+    // The first waiter is cut off: the release pushes it the slot, and it never hears.
+    proxy.partition(true);
+    permit.release().await.unwrap();
+    let released = Instant::now();
+    let pushed = holder.holders().await.unwrap();
+    assert_eq!(
+        pushed.len(),
+        1,
+        "the release granted the head waiter at once"
+    );
+    assert!(pushed[0].masters[0].lease_left <= redis_semaphore::WAITER_LEASE);
+    let permit = tokio::time::timeout(Duration::from_secs(4), waiting)
+        .await
+        .expect("the next waiter is not held up for a lease")
+        .unwrap();
+    let took = released.elapsed();
+    println!("past a grant pushed to a cut-off waiter: {took:?}");
+    assert!(
+        took < redis_semaphore::WAITER_LEASE + Duration::from_millis(600),
+        "{took:?}"
+    );
+    permit.release().await.unwrap();
+    proxy.partition(false);
+    drop(stranded);
+}

@@ -70,7 +70,16 @@ if fair then
     end
     join_queue(line, now, waiter_ms, arrival)
     if push then
-      redis.call('HSET', STATE, 'w:' .. line, id .. ' ' .. k .. ' ' .. lease)
+      -- A pushed grant lasts at most a waiter lease until the waiter renews it: one pushed
+      -- to a waiter that cannot hear of it keeps the slot from others only that long.
+      redis.call('HSET', STATE, 'w:' .. line, id .. ' ' .. k .. ' ' .. math.min(lease, waiter_ms))
+      -- `state` lives at least as long as the registration (never shorter than it was:
+      -- it also holds the leases' bookkeeping).
+      local keep = waiter_ms + 1000
+      local ttl = redis.call('PTTL', STATE)
+      if ttl < keep then
+        redis.call('PEXPIRE', STATE, keep)
+      end
     end
     wake(now, limit, false)
     return { 0, earliest_wait(now), tonumber(stamp()) }

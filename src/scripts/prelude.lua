@@ -167,9 +167,16 @@ local function touch()
 end
 
 -- With no lease left, every slot is free: back to the canonical empty state.
+-- (`state` then holds no i:, s: or t: fields; waiters' registrations, w:, are kept while
+-- anyone is queued, so that the release that emptied the semaphore can still push them.)
 local function reset_if_idle()
   if redis.call('ZCARD', LEASES) == 0 then
-    redis.call('DEL', FREE, STATE)
+    if redis.call('ZCARD', QUEUE) == 0 then
+      redis.call('DEL', FREE, STATE)
+    else
+      redis.call('DEL', FREE)
+      redis.call('HDEL', STATE, 'next', 'above')
+    end
   end
 end
 
