@@ -551,6 +551,10 @@ impl AsyncSemaphore {
         // When the last request was sent: a grant pushed with a wake-up was made after it,
         // so the lease cannot have started earlier.
         let mut last_ask = Instant::now();
+        // A pushed grant lasts at most a waiter lease until its first renewal, so that one
+        // pushed to a waiter that cannot hear of it (cut off, or dead since it last asked)
+        // keeps the slot from others only that long.
+        let first_lease = core.lease.min(crate::WAITER_LEASE);
         // Set once an attempt went unanswered by some master: it may still be granted
         // there later (a request stuck on a paused master), so the guard stays armed.
         let mut uncertain = false;
@@ -565,8 +569,10 @@ impl AsyncSemaphore {
                 WAKE_CAP
             } else {
                 let started = Instant::now();
-                last_ask = started;
                 guard.armed = true;
+                // A waiter in a fair queue may be registered by this ask even if its reply
+                // never comes: giving up must take the registration back.
+                guard.queued |= queue == Queue::Join;
                 let deadline = started + crate::lease::validity(core.lease);
                 // On several masters a line is not put back in the queue by a grant (the
                 // masters that did not grant would keep it at its old place): the next
@@ -583,6 +589,8 @@ impl AsyncSemaphore {
                 trace.attempt();
                 match core.quorum.acquire(&ask, core.lease, deadline).await {
                     Ok(attempt) => {
+                        // Only an answered ask bounds when a pushed grant can have started.
+                        last_ask = started;
                         uncertain |= attempt.unanswered;
                         if let Some(line) = turn.as_deref_mut() {
                             line.saw(&attempt.stamps);
@@ -653,7 +661,13 @@ impl AsyncSemaphore {
                 // A fair waiter waits for its turn: the wake-up names its line.
                 _ = &mut notified, if !shared.fair => None,
                 named = woken => match named {
-                    Named::Granted { id: granted, token, slots } if granted == id => {
+                    // Taken only with most of its first lease left by the client's
+                    // conservative count; otherwise the next ask gets it back, renewed.
+                    Named::Granted { id: granted, token, slots }
+                        if granted == id
+                            && Instant::now() + first_lease / 2
+                                < last_ask + crate::lease::validity(first_lease) =>
+                    {
                         Some((token, slots))
                     }
                     _ => None,
@@ -664,14 +678,16 @@ impl AsyncSemaphore {
                 // Granted by the release that freed the slots: no need to ask.
                 guard.armed = false;
                 trace.granted(&id, token, &slots, 1);
-                // A pushed grant lasts at most a waiter lease until its first renewal, so
-                // that one pushed to a waiter that cannot hear of it (cut off, or dead
-                // since it last asked) keeps the slot from others only that long.
-                let first = core.lease.min(crate::WAITER_LEASE);
                 let shared = Arc::clone(shared);
                 let id = id.clone();
                 return Ok(Some(Permit::new(
-                    shared, id, token, slots, last_ask, first, runtime,
+                    shared,
+                    id,
+                    token,
+                    slots,
+                    last_ask,
+                    first_lease,
+                    runtime,
                 )));
             }
         }

@@ -278,3 +278,20 @@ fn handles_are_send_sync_and_cheap_to_clone() {
     assert_send_sync::<redis_semaphore::blocking::Semaphore>();
     assert_send::<redis_semaphore::blocking::Permit>();
 }
+
+#[tokio::test]
+async fn thousands_of_permits_in_one_grant() {
+    let server = Server::start();
+    let sem = sem(&server, "wide", 10_000).build().await.unwrap();
+    let one = sem.acquire().await.unwrap();
+    let many = sem.acquire_many(4000).await.unwrap();
+    assert_eq!(many.permits(), 4000);
+    assert_eq!(sem.value().await.unwrap(), 5999);
+    many.release().await.unwrap();
+    // Freed slots below `next` come back as one grant too.
+    let again = sem.acquire_many(4000).await.unwrap();
+    assert_eq!(again.slots()[0], 1);
+    again.release().await.unwrap();
+    one.release().await.unwrap();
+    assert_eq!(sem.value().await.unwrap(), 10_000);
+}

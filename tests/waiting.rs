@@ -370,3 +370,65 @@ async fn a_grant_pushed_to_a_cut_off_waiter_expires_after_a_waiter_lease() {
     proxy.partition(false);
     drop(stranded);
 }
+
+/// A holder crashes while waiters are registered, and the master is paused past its lease
+/// and a second more: keys 2-4 must still expire together, so the semaphore does not
+/// wedge (a slot recorded as held with no lease) and no slot is ever granted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_and_a_paused_master_neither_wedge_nor_double_grant() {
+    let server = Server::start();
+    let lease = Duration::from_millis(600);
+    let url = server.url();
+    let handle = move |url: String| async move {
+        redis_semaphore::AsyncSemaphore::builder("w", 1)
+            .master(url)
+            .lease(lease)
+            .build()
+            .await
+            .unwrap()
+    };
+    // The holder, on a runtime of its own that then stops: no renewal, no release.
+    let (holder_runtime, holder_id) = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            let id = runtime.block_on(async {
+                let sem = handle(url).await;
+                let permit = sem.acquire().await.unwrap();
+                let id = permit.id().to_string();
+                std::mem::forget(permit);
+                std::mem::forget(sem);
+                id
+            });
+            (runtime, id)
+        })
+        .join()
+        .unwrap()
+    };
+    let (first, second) = (handle(url.clone()).await, handle(url.clone()).await);
+    let w = tokio::spawn(async move { first.acquire().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let v = tokio::spawn(async move { second.acquire().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    holder_runtime.shutdown_background();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.pause();
+    tokio::time::sleep(lease + Duration::from_millis(1050)).await;
+    server.resume();
+    let w = tokio::time::timeout(Duration::from_secs(3), w)
+        .await
+        .expect("the first waiter is served once the master is back")
+        .unwrap();
+    // An operator frees the crashed holder's permit, long gone: nothing of W's may go.
+    let admin = handle(url).await;
+    assert_eq!(admin.release_holder(&holder_id).await.unwrap(), 0);
+    tokio::time::sleep(lease).await;
+    assert!(w.is_valid());
+    assert!(!v.is_finished(), "one permit, held by the first waiter");
+    w.release().await.unwrap();
+    let v = tokio::time::timeout(Duration::from_secs(2), v)
+        .await
+        .unwrap()
+        .unwrap();
+    v.release().await.unwrap();
+}

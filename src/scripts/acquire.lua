@@ -73,11 +73,14 @@ if fair then
       -- A pushed grant lasts at most a waiter lease until the waiter renews it: one pushed
       -- to a waiter that cannot hear of it keeps the slot from others only that long.
       redis.call('HSET', STATE, 'w:' .. line, id .. ' ' .. k .. ' ' .. math.min(lease, waiter_ms))
-      -- `state` lives at least as long as the registration (never shorter than it was:
-      -- it also holds the leases' bookkeeping).
+      -- `state` lives at least as long as the registration (never shorter than it was),
+      -- and keys 2-4 keep one TTL: `state` holds the leases' bookkeeping, and must never
+      -- outlive `leases` (a slot it records as held would stay held with no lease).
       local keep = waiter_ms + 1000
       local ttl = redis.call('PTTL', STATE)
       if ttl < keep then
+        redis.call('PEXPIRE', LEASES, keep)
+        redis.call('PEXPIRE', FREE, keep)
         redis.call('PEXPIRE', STATE, keep)
       end
     end
@@ -98,6 +101,8 @@ if queued then
   dequeue(line)
 end
 if join and more then
+  -- Back at the tail, with no registration: the next waiter registers when it asks.
+  redis.call('HDEL', STATE, 'w:' .. line)
   join_queue(line, now, waiter_ms, again)
 end
 touch()

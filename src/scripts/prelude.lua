@@ -237,14 +237,20 @@ local function free_count(limit, next_slot, above)
 end
 
 
+-- Runs `command key item...` for `items`, at most 1000 at a time: Lua's unpack() fails
+-- past about 8000 values. `items` has an even length when they come in pairs.
+local function chunked(command, key, items)
+  for first = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, first, math.min(first + 999, #items)))
+  end
+end
+
 -- Grants `k` slots below `limit` to permit `id` until `expiry`: the lowest free ones, as
 -- the caller has checked that k are free. `next_slot` and `above` are the state's fields
 -- when the caller has read them already. Returns the new fencing token and the slots.
 local function grant_slots(id, k, expiry, limit, next_slot, above)
   local slots = redis.call('ZRANGEBYSCORE', FREE, '-inf', '(' .. limit, 'LIMIT', 0, k)
-  if #slots > 0 then
-    redis.call('ZREM', FREE, unpack(slots))
-  end
+  chunked('ZREM', FREE, slots)
   if not next_slot then
     local state = redis.call('HMGET', STATE, 'next', 'above')
     next_slot, above = tonumber(state[1] or '0'), tonumber(state[2] or '0')
@@ -272,8 +278,8 @@ local function grant_slots(id, k, expiry, limit, next_slot, above)
     fields[#fields + 1] = 's:' .. slot
     fields[#fields + 1] = id
   end
-  redis.call('ZADD', LEASES, unpack(leases))
-  redis.call('HSET', STATE, unpack(fields))
+  chunked('ZADD', LEASES, leases)
+  chunked('HSET', STATE, fields)
   return token, slots
 end
 
