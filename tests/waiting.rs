@@ -406,29 +406,39 @@ async fn a_crash_and_a_paused_master_neither_wedge_nor_double_grant() {
         .unwrap()
     };
     let (first, second) = (handle(url.clone()).await, handle(url.clone()).await);
-    let w = tokio::spawn(async move { first.acquire().await.unwrap() });
+    let mut w = tokio::spawn(async move { first.acquire().await.unwrap() });
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let v = tokio::spawn(async move { second.acquire().await.unwrap() });
+    let mut v = tokio::spawn(async move { second.acquire().await.unwrap() });
     tokio::time::sleep(Duration::from_millis(50)).await;
     holder_runtime.shutdown_background();
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.pause();
     tokio::time::sleep(lease + Duration::from_millis(1050)).await;
     server.resume();
-    let w = tokio::time::timeout(Duration::from_secs(3), w)
-        .await
-        .expect("the first waiter is served once the master is back")
-        .unwrap();
-    // An operator frees the crashed holder's permit, long gone: nothing of W's may go.
+    // Either waiter may come first: their places in the queue lapsed during the pause.
+    let (first, rest) = tokio::time::timeout(Duration::from_secs(3), async {
+        tokio::select! {
+            w = &mut w => (w.unwrap(), v),
+            v = &mut v => (v.unwrap(), w),
+        }
+    })
+    .await
+    .expect("a waiter is served once the master is back");
+    // An operator frees the crashed holder's permit, long gone: nothing of the new holder's
+    // may go.
     let admin = handle(url).await;
     assert_eq!(admin.release_holder(&holder_id).await.unwrap(), 0);
     tokio::time::sleep(lease).await;
-    assert!(w.is_valid());
-    assert!(!v.is_finished(), "one permit, held by the first waiter");
-    w.release().await.unwrap();
-    let v = tokio::time::timeout(Duration::from_secs(2), v)
+    assert!(first.is_valid());
+    assert!(
+        !rest.is_finished(),
+        "one permit, held by the first waiter served"
+    );
+    assert_eq!(admin.holders().await.unwrap().len(), 1);
+    first.release().await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(2), rest)
         .await
         .unwrap()
         .unwrap();
-    v.release().await.unwrap();
+    second.release().await.unwrap();
 }
