@@ -255,22 +255,9 @@ async fn run(
     loop {
         let connected = tokio::time::timeout(timeout, client.get_async_pubsub()).await;
         let Ok(Ok(pubsub)) = connected else {
-            // Down: answer subscriptions at once (the waiters poll meanwhile) and retry.
-            let retry = tokio::time::sleep(delay);
-            tokio::pin!(retry);
-            loop {
-                tokio::select! {
-                    _ = &mut retry => break,
-                    command = commands.recv() => match command {
-                        None => return,
-                        Some(Command::Subscribe(_, ack)) => {
-                            let _ = ack.send(Err(not_connected()));
-                        }
-                        Some(Command::Unsubscribe(_)) => {}
-                    },
-                }
+            if !wait_while_down(&mut commands, &mut delay).await {
+                return;
             }
-            delay = (delay * 2).min(MAX_RECONNECT_DELAY);
             continue;
         };
         delay = Duration::from_millis(10);
@@ -350,21 +337,9 @@ async fn run_sharded(
         if let Some(conn) = connected {
             break conn;
         }
-        let retry = tokio::time::sleep(delay);
-        tokio::pin!(retry);
-        loop {
-            tokio::select! {
-                _ = &mut retry => break,
-                command = commands.recv() => match command {
-                    None => return,
-                    Some(Command::Subscribe(_, ack)) => {
-                        let _ = ack.send(Err(not_connected()));
-                    }
-                    Some(Command::Unsubscribe(_)) => {}
-                },
-            }
+        if !wait_while_down(&mut commands, &mut delay).await {
+            return;
         }
-        delay = (delay * 2).min(MAX_RECONNECT_DELAY);
     };
     loop {
         tokio::select! {
@@ -405,6 +380,30 @@ fn dispatch_push(channels: &Channels, push: redis::PushInfo) {
     };
     if let Some(entry) = channel.and_then(|c| lock(channels).get(&c).map(|e| e.sender.clone())) {
         let _ = entry.send(Wake::from(wake));
+    }
+}
+
+/// While the subscriber is down: answers subscriptions at once (the waiters fall back on
+/// their timers meanwhile) until `delay` has passed, then doubles it for the next time.
+/// False when every handle has let go and the task should end.
+async fn wait_while_down(
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    delay: &mut Duration,
+) -> bool {
+    let retry = tokio::time::sleep(*delay);
+    tokio::pin!(retry);
+    *delay = (*delay * 2).min(MAX_RECONNECT_DELAY);
+    loop {
+        tokio::select! {
+            _ = &mut retry => return true,
+            command = commands.recv() => match command {
+                None => return false,
+                Some(Command::Subscribe(_, ack)) => {
+                    let _ = ack.send(Err(not_connected()));
+                }
+                Some(Command::Unsubscribe(_)) => {}
+            },
+        }
     }
 }
 

@@ -84,12 +84,7 @@ async fn waiters_wake_on_sharded_pub_sub() {
             tokio::spawn(async move { waiter.acquire().await.unwrap() })
         };
         eventually("the waiter subscribed on the owning shard", || async {
-            match owner.cmd(&["PUBSUB", "SHARDNUMSUB", channel]) {
-                redis::Value::Array(items) => {
-                    redis::from_redis_value::<i64>(items[1].clone()).unwrap() == 1
-                }
-                _ => false,
-            }
+            owner.subscribers(channel, true) == 1
         })
         .await;
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -154,12 +149,7 @@ async fn a_user_with_the_cluster_rule_can_do_everything() {
     };
     let owner = cluster.owner("semaphore:{acl}:wake");
     eventually("the waiter subscribed", || async {
-        match owner.cmd(&["PUBSUB", "SHARDNUMSUB", "semaphore:{acl}:wake"]) {
-            redis::Value::Array(items) => {
-                redis::from_redis_value::<i64>(items[1].clone()).unwrap() == 1
-            }
-            _ => false,
-        }
+        owner.subscribers("semaphore:{acl}:wake", true) == 1
     })
     .await;
     permit.release().await.unwrap();

@@ -211,10 +211,7 @@ async fn a_try_does_not_jump_the_queue() {
 }
 
 async fn subscribers(server: &Server) -> i64 {
-    match server.cmd(&["PUBSUB", "NUMSUB", CHANNEL]) {
-        redis::Value::Array(items) => redis::from_redis_value(items[1].clone()).unwrap(),
-        other => panic!("PUBSUB NUMSUB: {other:?}"),
-    }
+    server.subscribers(CHANNEL, false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -210,6 +210,16 @@ impl Server {
         }
     }
 
+    /// Subscribers of `channel` (`PUBSUB NUMSUB`), or of the sharded channel when
+    /// `sharded` (`PUBSUB SHARDNUMSUB`, on the shard that owns it).
+    pub fn subscribers(&self, channel: &str, sharded: bool) -> i64 {
+        let which = if sharded { "SHARDNUMSUB" } else { "NUMSUB" };
+        match self.cmd(&["PUBSUB", which, channel]) {
+            redis::Value::Array(items) => redis::from_redis_value(items[1].clone()).unwrap(),
+            other => panic!("PUBSUB {which}: {other:?}"),
+        }
+    }
+
     /// What `ACL LOG` says was refused, as "reason object" strings, except `client|setinfo`:
     /// redis-rs announces its name and version with it on servers that have it (Redis 7.2+,
     /// Valkey) and ignores a refusal, and Redis 7.0 does not know it, so no one rule can
