@@ -58,39 +58,9 @@ done
 
 # --- redis-benchmark -----------------------------------------------------------------
 say "redis-benchmark: EVALSHA of 'return 1'"
-dir="$(mktemp -d -t redis-semaphore-bench.XXXXXX)"
-pid=""
-cleanup() {
-  if [ -n "$pid" ]; then
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-up=0
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-  port=$((20000 + RANDOM % 40000))
-  port_in_use "$port" && continue
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-    --dir "$dir" --daemonize no --protected-mode no >"$dir/server.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 1000); do # up to ~10 s
-    if [ "$(redis-cli -p "$port" ping 2>/dev/null || true)" = "PONG" ]; then
-      up=1
-      break
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.01
-  done
-  [ "$up" -eq 1 ] && break
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  pid=""
-done
-[ "$up" -eq 1 ] || { say "redis-server did not start"; tail -n 20 "$dir/server.log" >&2; exit 1; }
+# shellcheck source=scripts/throwaway-redis.sh
+source scripts/throwaway-redis.sh
+start_throwaway_redis bench || { say "redis-server did not start"; exit 1; }
 sha=$(redis-cli -p "$port" SCRIPT LOAD "return 1")
 # Requests per second from `redis-benchmark -q` (its progress lines end in \r).
 rb() {
@@ -100,8 +70,7 @@ rb() {
 rb_plain=$(rb -n 200000)
 rb_pipelined=$(rb -n 1000000 -P 16)
 [ -n "$rb_plain" ] && [ -n "$rb_pipelined" ] || { say "cannot read redis-benchmark's output"; exit 1; }
-cleanup
-pid=""
+stop_throwaway_redis
 
 # --- load ----------------------------------------------------------------------------
 # Each case: a label, then the load arguments. Every case runs on fresh servers.

@@ -198,11 +198,7 @@ fn sigterm_is_passed_on_to_the_command() {
         .spawn()
         .unwrap();
     wait_for_file(&dir.join("started"));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    support::signal("TERM", child.id());
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

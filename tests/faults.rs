@@ -802,12 +802,7 @@ impl Worker {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        support::signal(signal, self.child.id());
     }
 }
 
@@ -850,7 +845,7 @@ async fn killed_holders(masters: usize) {
     let tally = under_faults(&mut rig, 2, Duration::from_millis(5), async |_rig| {
         sleep(300).await;
         for worker in &holders {
-            worker.signal("-KILL");
+            worker.signal("KILL");
         }
         let at = Instant::now();
         // They can no longer touch the resource.
@@ -901,10 +896,10 @@ async fn stopped_holder(masters: usize) {
     let mut stopped_at = None;
     let tally = under_faults(&mut rig, 3, Duration::from_millis(5), async |_rig| {
         sleep(100).await;
-        holder.signal("-STOP");
+        holder.signal("STOP");
         stopped_at = Some(Instant::now());
         sleep(LEASE.as_millis() as u64 * 2).await;
-        holder.signal("-CONT");
+        holder.signal("CONT");
         report = tokio::task::block_in_place(|| holder.report());
         sleep(100).await;
     })

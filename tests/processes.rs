@@ -226,12 +226,7 @@ impl Worker {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        support::signal(signal, self.child.id());
     }
 }
 
@@ -380,7 +375,7 @@ fn a_killed_waiter_does_not_hold_up_the_queue() {
             server.int(&["ZCARD", "semaphore:{procs}:queue"]) == 2
         })
         .await;
-        waiter.signal("-KILL");
+        waiter.signal("KILL");
         permit.release().await.unwrap();
         let released = Instant::now();
         let permit = tokio::time::timeout(Duration::from_secs(3), behind)
@@ -403,7 +398,7 @@ fn killed_holder_gives_permits_back_within_one_lease() {
     let mut holder = Worker::spawn("hold", &server, 1, lease.as_millis() as u64, &[]);
     let hold = holder.line();
     assert!(hold.starts_with("HOLD "), "{hold}");
-    holder.signal("-KILL");
+    holder.signal("KILL");
     let killed_at = Instant::now();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -432,7 +427,7 @@ fn stopped_holder_learns_it_lost_and_tokens_rise() {
         .expect("HOLD line")
         .parse()
         .unwrap();
-    holder.signal("-STOP");
+    holder.signal("STOP");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let sem = build(&server.url(), "procs", 1, lease_ms).await;
@@ -446,7 +441,7 @@ fn stopped_holder_learns_it_lost_and_tokens_rise() {
             "{} after {old_token}",
             permit.fencing_token()
         );
-        holder.signal("-CONT");
+        holder.signal("CONT");
         let report = holder.line();
         assert_eq!(report, "LOST true valid=false release=PermitLost");
         assert!(permit.is_valid(), "the new holder keeps its permit");

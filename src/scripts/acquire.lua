@@ -43,7 +43,7 @@ local state = redis.call('HMGET', STATE, 'next', 'above', 'i:' .. id, 't:' .. id
 local next_slot, above = tonumber(state[1] or '0'), tonumber(state[2] or '0')
 
 local expiry = now + lease
-local held = state[3] and extend(id, expiry, state[3])
+local held = state[3] and extend(state[3], expiry)
 if held then
   touch()
   wake(now, limit, false)

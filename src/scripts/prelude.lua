@@ -211,13 +211,9 @@ local function earliest_wait(now)
   return -1
 end
 
--- Sets every slot of `id` to expire at `expiry`; returns the id's slots, or nil. `list` is
--- the id's entry in `state` when the caller has read it already.
-local function extend(id, expiry, list)
-  list = list or redis.call('HGET', STATE, 'i:' .. id)
-  if not list then
-    return nil
-  end
+-- Sets every slot in `list` (an id's `i:` entry in `state`, "3,7") to expire at `expiry`;
+-- returns the slots.
+local function extend(list, expiry)
   local slots = {}
   for slot in string.gmatch(list, '%d+') do
     redis.call('ZADD', LEASES, 'XX', expiry, slot)

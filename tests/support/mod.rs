@@ -374,7 +374,8 @@ pub fn make_temp_dir() -> PathBuf {
     dir
 }
 
-fn signal(sig: &str, pid: u32) {
+/// Sends signal `sig` (`STOP`, `CONT`, `KILL`, `TERM`...) to process `pid`.
+pub fn signal(sig: &str, pid: u32) {
     // `sh`'s builtin kill: no dependency on procps, no unsafe/libc.
     let status = Command::new("sh")
         .args(["-c", "kill -s \"$1\" \"$2\"", "sh", sig, &pid.to_string()])
