@@ -7,7 +7,7 @@ mod lease;
 mod master;
 mod permit;
 mod quorum;
-mod scripts;
+mod lua;
 mod semaphore;
 mod trace;
 mod wait;

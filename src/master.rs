@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RetryMethod};
 
 use crate::error::Error;
-use crate::scripts::{Keys, Scripted};
+use crate::lua::{Keys, Scripted, code};
 use crate::wake::{Listener, Subscriber};
 
 /// A master and its connection. Cheap to clone: the connection is shared and reconnects
@@ -217,7 +217,7 @@ impl Master {
         let master = self.name.clone();
         let detail = || source.detail().map(strip_script_suffix).unwrap_or_default();
         match source.code() {
-            Some("SEMWRONGTYPE") => Error::WrongType {
+            Some(code::WRONG_TYPE) => Error::WrongType {
                 master,
                 detail: detail(),
             },
@@ -225,12 +225,12 @@ impl Master {
                 master,
                 detail: source.to_string(),
             },
-            Some("SEMLIMIT") => Error::InvalidArgument(detail()),
+            Some(code::LIMIT) => Error::InvalidArgument(detail()),
             // The name is filled in by the caller, who knows it.
-            Some("SEMNOTFOUND") => Error::NotFound {
+            Some(code::NOT_FOUND) => Error::NotFound {
                 name: String::new(),
             },
-            Some("SEMCONFIG") => match detail().trim().parse() {
+            Some(code::CONFIG) => match detail().trim().parse() {
                 // `requested` is filled in by the caller, who knows it.
                 Ok(stored) => Error::ConfigMismatch {
                     stored,

@@ -22,17 +22,11 @@ use tokio::time::Instant;
 
 use crate::error::{Error, MasterFailure};
 use crate::master::Master;
-use crate::scripts::{self, Acquired, Keys, Scripted, Status};
+use crate::lua::{
+    self, AcquireArgs, Acquired, HoldArgs, Keys, ReleaseArgs, Scripted, Status, millis,
+};
+pub(crate) use crate::lua::Queue;
 use crate::wake::Listener;
-
-/// Script arguments, each turned into its wire form (a slice becomes one argument per item).
-macro_rules! args {
-    ($($arg:expr),* $(,)?) => {{
-        let mut args: Vec<Vec<u8>> = Vec::new();
-        $(args.extend(redis::ToRedisArgs::to_redis_args(&$arg));)*
-        args
-    }};
-}
 
 /// Everything needed to talk to one semaphore's masters.
 #[derive(Debug)]
@@ -43,17 +37,6 @@ pub(crate) struct Quorum {
     /// The handle's permit count, sent with every call (0: adopt the stored one); changed
     /// only by `set_permits`.
     permits: AtomicU32,
-}
-
-/// How an acquire attempt treats a fair semaphore's waiter queue (the script's `fair`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Queue {
-    /// An unfair handle: grant whatever is free.
-    Ignore = 0,
-    /// Wait in line: join the queue (or keep the place) when not granted.
-    Join = 1,
-    /// A try: respect the queue, but do not join it.
-    Respect = 2,
 }
 
 /// One acquire attempt: who asks, for how many slots, and from which waiter line.
@@ -69,6 +52,8 @@ pub(crate) struct Ask<'a> {
     /// The line's place in a fair queue: the client's clock (µs) when this acquire first
     /// asked, or the place a granted predecessor left to it.
     pub(crate) arrival: u64,
+    /// The caller waits for a wake-up if not granted (not a try).
+    pub(crate) waits: bool,
 }
 
 /// What an acquire attempt came to.
@@ -246,21 +231,23 @@ impl Quorum {
         deadline: Instant,
     ) -> Result<Attempt, Error> {
         let Ask { id, k, .. } = *ask;
-        let args = args![
-            self.permits(),
+        let args = AcquireArgs {
+            permits: self.permits(),
             id,
             k,
-            millis(lease),
-            ask.queue as u8,
-            millis(crate::WAITER_LEASE),
-            ask.line,
-            u8::from(ask.more),
-            ask.arrival,
-            arrival_stamp(),
-            u8::from(ask.queue == Queue::Join && !self.several())
-        ];
+            lease_ms: millis(lease),
+            queue: ask.queue,
+            waiter_ms: millis(crate::WAITER_LEASE),
+            line: ask.line,
+            more: ask.more,
+            arrival: ask.arrival,
+            again: arrival_stamp(),
+            push: ask.queue == Queue::Join && !self.several(),
+            waits: ask.waits || ask.queue == Queue::Join,
+        }
+        .args();
         let replies = self
-            .on_all::<Vec<i64>>(&scripts::ACQUIRE, &args)
+            .on_all::<Vec<i64>>(&lua::ACQUIRE, &args)
             .await
             .into_iter()
             .map(|(i, reply)| {
@@ -376,8 +363,15 @@ impl Quorum {
         which.sort_unstable();
         which.dedup();
         if !which.is_empty() {
-            self.on::<u32>(which, &scripts::RELEASE, &args![self.permits(), id, "", 0])
-                .await;
+            let args = ReleaseArgs {
+                permits: self.permits(),
+                id,
+                line: "",
+                leave: false,
+                slots: &[],
+            }
+            .args();
+            self.on::<u32>(which, &lua::RELEASE, &args).await;
         }
     }
 
@@ -391,14 +385,22 @@ impl Quorum {
         lease: Duration,
         line: &str,
     ) -> Vec<(usize, Result<Vec<u32>, Error>)> {
-        let claim = u8::from(self.several());
-        let args = args![self.permits(), id, millis(lease), token, claim, line, slots];
-        self.on::<Vec<i64>>(which, &scripts::HOLD, &args)
+        let args = HoldArgs {
+            permits: self.permits(),
+            id,
+            lease_ms: millis(lease),
+            token,
+            claim: self.several(),
+            line,
+            slots,
+        }
+        .args();
+        self.on::<Vec<i64>>(which, &lua::HOLD, &args)
             .await
             .into_iter()
             .map(|(i, reply)| {
                 let parsed = reply.and_then(|r| {
-                    scripts::slots_of(&r).ok_or_else(|| self.unexpected(i, "hold", &r))
+                    lua::slots_of(&r).ok_or_else(|| self.unexpected(i, "hold", &r))
                 });
                 (i, parsed)
             })
@@ -448,8 +450,15 @@ impl Quorum {
         line: &Leave<'_>,
         slots: &[u32],
     ) -> Result<u32, Error> {
-        let args = args![self.permits(), id, line.line, u8::from(line.dequeue), slots];
-        let replies = self.on_all::<u32>(&scripts::RELEASE, &args).await;
+        let args = ReleaseArgs {
+            permits: self.permits(),
+            id,
+            line: line.line,
+            leave: line.dequeue,
+            slots,
+        }
+        .args();
+        let replies = self.on_all::<u32>(&lua::RELEASE, &args).await;
         let answers = self.majority(replies)?;
         Ok(answers.ok.iter().map(|(_, n)| *n).max().unwrap_or(0))
     }
@@ -458,9 +467,9 @@ impl Quorum {
     /// majority holds it (only then can it keep someone else out), and the limit is the
     /// highest that a majority has reached.
     pub(crate) async fn status(&self) -> Result<Status, Error> {
-        let list = u8::from(self.several());
+        let args = lua::status_args(self.permits(), self.several());
         let replies = self
-            .on_all::<Vec<i64>>(&scripts::STATUS, &args![self.permits(), list])
+            .on_all::<Vec<i64>>(&lua::STATUS, &args)
             .await
             .into_iter()
             .map(|(i, reply)| {
@@ -500,7 +509,7 @@ impl Quorum {
     /// Every held slot on every master that answered: (master, slot, id, token, lease left).
     pub(crate) async fn holders(&self) -> Result<Vec<HeldSlot>, Error> {
         let replies = self
-            .on_all::<Vec<redis::Value>>(&scripts::HOLDERS, &args![self.permits()])
+            .on_all::<Vec<redis::Value>>(&lua::HOLDERS, &lua::holders_args(self.permits()))
             .await
             .into_iter()
             .map(|(i, reply)| {
@@ -522,7 +531,7 @@ impl Quorum {
     /// Sets the stored permit count on every master, and this handle's.
     pub(crate) async fn resize(&self, n: u32) -> Result<u32, Error> {
         let replies = self
-            .on_all::<u32>(&scripts::RESIZE, &args![self.permits(), n])
+            .on_all::<u32>(&lua::RESIZE, &lua::count_args(self.permits(), n))
             .await;
         let answers = self.majority(replies)?;
         self.permits.store(n, Ordering::Relaxed);
@@ -531,7 +540,7 @@ impl Quorum {
 
     /// Deletes the semaphore's keys on every master; true if a majority had it.
     pub(crate) async fn delete(&self) -> Result<bool, Error> {
-        let replies = self.on_all::<u32>(&scripts::DELETE, &[]).await;
+        let replies = self.on_all::<u32>(&lua::DELETE, &[]).await;
         let answers = self.majority(replies)?;
         Ok(answers
             .ok
@@ -545,7 +554,7 @@ impl Quorum {
     /// master; returns the highest new limit.
     pub(crate) async fn grow(&self, n: u32) -> Result<u32, Error> {
         let replies = self
-            .on_all::<u32>(&scripts::GROW, &args![self.permits(), n])
+            .on_all::<u32>(&lua::GROW, &lua::count_args(self.permits(), n))
             .await;
         let answers = self.majority(replies)?;
         Ok(answers.ok.iter().map(|(_, l)| *l).max().unwrap_or(0))
@@ -608,9 +617,4 @@ pub(crate) fn arrival_stamp() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-/// A lease in whole milliseconds, at least 1.
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }

@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 
 use crate::quorum::Quorum;
 use crate::quorum::{Ask, Leave, Queue};
-use crate::scripts::Acquired;
+use crate::lua::Acquired;
 use crate::trace;
 use crate::wait::{Backoff, WAKE_CAP, wake_pause};
 use crate::wake::Listener;
@@ -585,6 +585,7 @@ impl AsyncSemaphore {
                     line: &shared.line,
                     more,
                     arrival,
+                    waits: !matches!(wait, Wait::No),
                 };
                 trace.attempt();
                 match core.quorum.acquire(&ask, core.lease, deadline).await {

@@ -1,0 +1,449 @@
+//! The Lua scripts (`src/lua/*.lua`, with the helpers they include from `src/lua/lib/`) and
+//! a typed call to each: one struct per script whose fields are its `ARGV` in order, with
+//! its reply's parser beside it.
+//!
+//! `build.rs` puts each script together with the library files it names (`--- @include`)
+//! at compile time. In front of that, this module writes a header with what the Rust side
+//! and the scripts must agree on, defined here once: the keys in their order, the wake-up
+//! channel, the error codes, and `PUBLISH` or `SPUBLISH` (a cluster, where the channel
+//! shares the keys' hash tag and so their shard). `redis::Script` sends EVALSHA and loads
+//! the script only when the server answers NOSCRIPT (a master restarted or failed over).
+//!
+//! The data model the scripts keep is in `docs/ARCHITECTURE.md`.
+
+use std::sync::LazyLock;
+
+use redis::{Script, ToRedisArgs};
+
+/// One script in its two forms, publishing with `PUBLISH` (a plain server) or `SPUBLISH`
+/// (a cluster).
+#[derive(Debug)]
+pub(crate) struct Scripted {
+    pub(crate) plain: Script,
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) sharded: Script,
+}
+
+impl Scripted {
+    fn new(body: &str) -> Self {
+        Scripted {
+            plain: Script::new(&format!("{}{body}", header("PUBLISH"))),
+            sharded: Script::new(&format!("{}{body}", header("SPUBLISH"))),
+        }
+    }
+}
+
+/// The keys of one semaphore, in the order the scripts take them, with the names the
+/// scripts know them by.
+const KEYS: [(&str, &str); 4] = [
+    ("CONFIG", "config"),
+    ("SLOTS", "slots"),
+    ("HOLDS", "holds"),
+    ("QUEUE", "queue"),
+];
+
+/// The last part of the wake-up channel's name, in place of a key's.
+const CHANNEL: &str = "wake";
+
+/// The error codes the scripts raise (the first word of the error), mapped to
+/// [`crate::Error`] variants by `master.rs`.
+pub(crate) mod code {
+    /// A key of the semaphore holds something this library did not write.
+    pub(crate) const WRONG_TYPE: &str = "SEMWRONGTYPE";
+    /// A handle adopting the stored count found no semaphore.
+    pub(crate) const NOT_FOUND: &str = "SEMNOTFOUND";
+    /// The stored permit count differs from the handle's; the detail is the stored one.
+    pub(crate) const CONFIG: &str = "SEMCONFIG";
+    /// A permit count past the most a client can count.
+    pub(crate) const LIMIT: &str = "SEMLIMIT";
+}
+
+fn header(publish: &str) -> String {
+    let names: Vec<&str> = KEYS.iter().map(|(name, _)| *name).collect();
+    let keys: Vec<String> = (1..=KEYS.len()).map(|i| format!("KEYS[{i}]")).collect();
+    // 'semaphore:{name}:config' -> 'semaphore:{name}:wake'
+    let config_suffix = KEYS[0].1.len();
+    format!(
+        "local PUBLISH = '{publish}'\n\
+         local {} = {}\n\
+         local CHANNEL = string.sub(CONFIG, 1, -{}) .. '{CHANNEL}'\n\
+         local E_WRONGTYPE, E_NOTFOUND, E_CONFIG, E_LIMIT = '{}', '{}', '{}', '{}'\n",
+        names.join(", "),
+        keys.join(", "),
+        config_suffix + 1,
+        code::WRONG_TYPE,
+        code::NOT_FOUND,
+        code::CONFIG,
+        code::LIMIT,
+    )
+}
+
+macro_rules! script {
+    ($file:literal) => {
+        LazyLock::new(|| Scripted::new(include_str!(concat!(env!("OUT_DIR"), "/lua/", $file))))
+    };
+}
+
+pub(crate) static ACQUIRE: LazyLock<Scripted> = script!("acquire.lua");
+pub(crate) static HOLD: LazyLock<Scripted> = script!("hold.lua");
+pub(crate) static RELEASE: LazyLock<Scripted> = script!("release.lua");
+pub(crate) static STATUS: LazyLock<Scripted> = script!("status.lua");
+pub(crate) static GROW: LazyLock<Scripted> = script!("grow.lua");
+pub(crate) static HOLDERS: LazyLock<Scripted> = script!("holders.lua");
+pub(crate) static RESIZE: LazyLock<Scripted> = script!("resize.lua");
+pub(crate) static DELETE: LazyLock<Scripted> = script!("delete.lua");
+
+/// The keys of one semaphore, in the order the scripts take them. They share the hash tag
+/// `{name}`, so on a cluster they live on one shard.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys([String; KEYS.len()]);
+
+impl Keys {
+    pub(crate) fn new(name: &str) -> Self {
+        Keys(KEYS.map(|(_, part)| key(name, part)))
+    }
+
+    /// The channel the scripts publish wake-ups on (not a key, but named like one).
+    pub(crate) fn channel(&self) -> String {
+        let config = &self.0[0];
+        format!("{}{CHANNEL}", &config[..config.len() - KEYS[0].1.len()])
+    }
+
+    pub(crate) fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+fn key(name: &str, part: &str) -> String {
+    format!("semaphore:{{{name}}}:{part}")
+}
+
+/// Script arguments in their wire form (a slice becomes one argument per item).
+pub(crate) type Args = Vec<Vec<u8>>;
+
+/// Appends each value's wire form to an [`Args`].
+macro_rules! args {
+    ($($arg:expr),* $(,)?) => {{
+        let mut args: Args = Vec::new();
+        $(args.extend(ToRedisArgs::to_redis_args(&$arg));)*
+        args
+    }};
+}
+
+/// A duration in whole milliseconds, at least 1.
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// How an acquire treats a fair semaphore's waiter queue (`acquire.lua`'s `queue`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queue {
+    /// An unfair handle: grant whatever is free.
+    Ignore = 0,
+    /// Wait in line: join the queue (or keep the place) when not granted.
+    Join = 1,
+    /// A try: respect the queue, but do not join it.
+    Respect = 2,
+}
+
+/// `acquire.lua`'s ARGV.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AcquireArgs<'a> {
+    pub(crate) permits: u32,
+    pub(crate) id: &'a str,
+    pub(crate) k: u32,
+    pub(crate) lease_ms: u64,
+    pub(crate) queue: Queue,
+    pub(crate) waiter_ms: u64,
+    pub(crate) line: &'a str,
+    pub(crate) more: bool,
+    pub(crate) arrival: u64,
+    pub(crate) again: u64,
+    pub(crate) push: bool,
+    pub(crate) waits: bool,
+}
+
+impl AcquireArgs<'_> {
+    pub(crate) fn args(&self) -> Args {
+        args![
+            self.permits,
+            self.id,
+            self.k,
+            self.lease_ms,
+            self.queue as u8,
+            self.waiter_ms,
+            self.line,
+            u8::from(self.more),
+            self.arrival,
+            self.again,
+            u8::from(self.push),
+            u8::from(self.waits)
+        ]
+    }
+}
+
+/// What one master answered to an acquire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// Slots granted with a fencing token.
+    Granted { token: u64, slots: Vec<u32> },
+    /// Not enough free slots; the earliest lease expires in this many ms (None: nothing held).
+    Busy { wait_ms: Option<u64> },
+}
+
+impl Acquired {
+    /// One master's reply, and the script's stamp (its time in microseconds).
+    pub(crate) fn parse(reply: &[i64]) -> Option<(Self, u64)> {
+        match reply {
+            [1, token, stamp, slots @ ..] if !slots.is_empty() => Some((
+                Acquired::Granted {
+                    token: u64::try_from(*token).ok()?,
+                    slots: slots_of(slots)?,
+                },
+                u64::try_from(*stamp).ok()?,
+            )),
+            [0, wait, stamp] => Some((
+                Acquired::Busy {
+                    wait_ms: u64::try_from(*wait).ok(),
+                },
+                u64::try_from(*stamp).ok()?,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// `hold.lua`'s ARGV. The reply is the slots held afterwards ([`slots_of`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HoldArgs<'a> {
+    pub(crate) permits: u32,
+    pub(crate) id: &'a str,
+    pub(crate) lease_ms: u64,
+    pub(crate) token: u64,
+    pub(crate) claim: bool,
+    pub(crate) line: &'a str,
+    pub(crate) slots: &'a [u32],
+}
+
+impl HoldArgs<'_> {
+    pub(crate) fn args(&self) -> Args {
+        args![
+            self.permits,
+            self.id,
+            self.lease_ms,
+            self.token,
+            u8::from(self.claim),
+            self.line,
+            self.slots
+        ]
+    }
+}
+
+/// `release.lua`'s ARGV. The reply is the number of slots freed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReleaseArgs<'a> {
+    pub(crate) permits: u32,
+    pub(crate) id: &'a str,
+    pub(crate) line: &'a str,
+    pub(crate) leave: bool,
+    /// None given frees all of the id's slots.
+    pub(crate) slots: &'a [u32],
+}
+
+impl ReleaseArgs<'_> {
+    pub(crate) fn args(&self) -> Args {
+        args![
+            self.permits,
+            self.id,
+            self.line,
+            u8::from(self.leave),
+            self.slots
+        ]
+    }
+}
+
+/// `status.lua`'s ARGV; its reply is a [`Status`].
+pub(crate) fn status_args(permits: u32, list: bool) -> Args {
+    args![permits, u8::from(list)]
+}
+
+/// `holders.lua`'s ARGV; its reply is parsed by `quorum::parse_holders`.
+pub(crate) fn holders_args(permits: u32) -> Args {
+    args![permits]
+}
+
+/// `grow.lua`'s and `resize.lua`'s ARGV: the caller's count and `n`. The reply is the
+/// new limit.
+pub(crate) fn count_args(permits: u32, n: u32) -> Args {
+    args![permits, n]
+}
+
+/// What the status script reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Status {
+    pub(crate) available: u32,
+    pub(crate) limit: u32,
+    pub(crate) held: u32,
+    /// The stored permit count.
+    pub(crate) permits: u32,
+    /// The held slots, when they were asked for.
+    pub(crate) slots: Vec<u32>,
+}
+
+impl Status {
+    pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
+        match reply {
+            [available, limit, held, _wait, permits, slots @ ..] => Some(Status {
+                available: u32::try_from(*available).ok()?,
+                limit: u32::try_from(*limit).ok()?,
+                held: u32::try_from(*held).ok()?,
+                permits: u32::try_from(*permits).ok()?,
+                slots: slots_of(slots)?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Slot numbers from a script reply; `None` if one is out of range.
+pub(crate) fn slots_of(reply: &[i64]) -> Option<Vec<u32>> {
+    reply.iter().map(|&s| u32::try_from(s).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = Keys::new("jobs");
+        assert_eq!(keys.as_slice()[0], "semaphore:{jobs}:config");
+        assert_eq!(keys.channel(), "semaphore:{jobs}:wake");
+        assert!(
+            keys.as_slice()
+                .iter()
+                .all(|k| k.starts_with("semaphore:{jobs}:"))
+        );
+    }
+
+    #[test]
+    fn the_header_names_every_key_in_order() {
+        let header = header("PUBLISH");
+        assert!(
+            header.contains("local CONFIG, SLOTS, HOLDS, QUEUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]"),
+            "{header}"
+        );
+        assert!(header.contains("string.sub(CONFIG, 1, -7) .. 'wake'"), "{header}");
+    }
+
+    #[test]
+    fn every_script_is_assembled_with_its_includes() {
+        for (name, script) in [
+            ("acquire", &*ACQUIRE),
+            ("hold", &*HOLD),
+            ("release", &*RELEASE),
+            ("status", &*STATUS),
+            ("grow", &*GROW),
+            ("holders", &*HOLDERS),
+            ("resize", &*RESIZE),
+            ("delete", &*DELETE),
+        ] {
+            let text = include_text(name);
+            assert!(!text.contains("--- @include"), "{name}: include left in");
+            assert!(text.contains("local function now_ms"), "{name}: no clock");
+            // Each helper is put in once.
+            assert_eq!(text.matches("local function now_ms").count(), 1, "{name}");
+            assert_ne!(script.plain.get_hash(), script.sharded.get_hash(), "{name}");
+        }
+    }
+
+    fn include_text(name: &str) -> &'static str {
+        match name {
+            "acquire" => include_str!(concat!(env!("OUT_DIR"), "/lua/acquire.lua")),
+            "hold" => include_str!(concat!(env!("OUT_DIR"), "/lua/hold.lua")),
+            "release" => include_str!(concat!(env!("OUT_DIR"), "/lua/release.lua")),
+            "status" => include_str!(concat!(env!("OUT_DIR"), "/lua/status.lua")),
+            "grow" => include_str!(concat!(env!("OUT_DIR"), "/lua/grow.lua")),
+            "holders" => include_str!(concat!(env!("OUT_DIR"), "/lua/holders.lua")),
+            "resize" => include_str!(concat!(env!("OUT_DIR"), "/lua/resize.lua")),
+            "delete" => include_str!(concat!(env!("OUT_DIR"), "/lua/delete.lua")),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn parses_replies() {
+        assert_eq!(
+            Acquired::parse(&[1, 7, 1000, 0, 2]),
+            Some((
+                Acquired::Granted {
+                    token: 7,
+                    slots: vec![0, 2]
+                },
+                1000
+            ))
+        );
+        assert_eq!(
+            Acquired::parse(&[0, 15, 9]),
+            Some((Acquired::Busy { wait_ms: Some(15) }, 9))
+        );
+        assert_eq!(
+            Acquired::parse(&[0, -1, 9]),
+            Some((Acquired::Busy { wait_ms: None }, 9))
+        );
+        assert_eq!(Acquired::parse(&[0, 15]), None);
+        assert_eq!(Acquired::parse(&[1, 7, 1000]), None);
+        assert_eq!(Acquired::parse(&[1, -7, 1000, 1]), None);
+        assert_eq!(
+            Status::parse(&[1, 3, 2, 10, 3]),
+            Some(Status {
+                available: 1,
+                limit: 3,
+                held: 2,
+                permits: 3,
+                slots: vec![]
+            })
+        );
+        assert_eq!(
+            Status::parse(&[1, 3, 2, 10, 3, 0, 2]).map(|s| s.slots),
+            Some(vec![0, 2])
+        );
+        assert_eq!(Status::parse(&[1, 3]), None);
+    }
+
+    #[test]
+    fn arguments_go_in_the_order_the_scripts_read_them() {
+        let args = AcquireArgs {
+            permits: 3,
+            id: "id",
+            k: 2,
+            lease_ms: 500,
+            queue: Queue::Respect,
+            waiter_ms: 1000,
+            line: "line",
+            more: true,
+            arrival: 11,
+            again: 12,
+            push: false,
+            waits: true,
+        }
+        .args();
+        let text: Vec<String> = args
+            .iter()
+            .map(|a| String::from_utf8(a.clone()).unwrap())
+            .collect();
+        assert_eq!(
+            text,
+            ["3", "id", "2", "500", "2", "1000", "line", "1", "11", "12", "0", "1"]
+        );
+        let release = ReleaseArgs {
+            permits: 0,
+            id: "id",
+            line: "",
+            leave: false,
+            slots: &[4, 5],
+        }
+        .args();
+        assert_eq!(release.len(), 6);
+    }
+}

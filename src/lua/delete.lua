@@ -1,0 +1,21 @@
+--[[ delete: removes every key of the semaphore, its config included (an operator's action).
+
+Reply: 1 if the semaphore existed here, 0 if not. Holders lose their permits (their next
+renewal finds nothing) and waiters are woken (their next attempt creates the semaphore
+again with their own count). Nothing that is not the semaphore's is deleted: every key must
+be of its own type or absent.
+]]
+--- @include "clock"
+--- @include "errors"
+
+local kinds = { [CONFIG] = 'hash', [SLOTS] = 'zset', [HOLDS] = 'hash', [QUEUE] = 'zset' }
+for _, key in ipairs(KEYS) do
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= kinds[key] then
+    wrong_type(key, kinds[key])
+  end
+end
+local existed = redis.call('EXISTS', CONFIG)
+redis.call('DEL', unpack(KEYS))
+redis.call(PUBLISH, CHANNEL, stamp())
+return existed

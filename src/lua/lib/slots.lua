@@ -1,0 +1,269 @@
+--[[ slots: which permit holds which slot until when, the free slots, reclaiming, TTLs.
+
+SLOTS zset, one member per slot below `next` (and per slot held past it):
+  score = the lease expiry (ms, master clock) of a held slot, or the slot number of a free
+  one. Expiries are above 2^32 (HELD: 2^32 ms is 1970-02-19) and slot numbers below it, so
+  one range read finds the expired leases, [HELD, now], and another the lowest free slots,
+  [0, limit). A grant or a release rewrites a member's score: one call, no second key.
+HOLDS hash:
+  next      lowest slot never granted in order since the keys were made: the slots at or
+            past it are free unless held out of order, and are not members of SLOTS
+  above     how many slots at or past `next` are held out of order (taken by a permit that
+            spreads to this master, hold.lua): skipped when `next` reaches them
+  until     when SLOTS and HOLDS expire (ms): moved only when a lease would outlive it
+  s:<slot>  the id of the permit holding the slot
+  i:<id>    "token:slot,slot": that permit's fencing token and its slots on this master
+  w:<line>  a queued waiter line's place (queue.lua)
+
+Invariants:
+* a slot is held iff its SLOTS score is at least HELD; it then has an s: field, and its
+  holder's i: field lists it;
+* all slots of one id on this master share one expiry, so a lease is reclaimed whole;
+* an expired lease is reclaimed before anything else is read, using only TIME;
+* SLOTS and HOLDS expire together at `until`, a second after the last lease (or waiter
+  place) they record; nothing costs more than O(log N) in the number of permits, except
+  reclaiming, which is paid once per expired lease.
+]]
+--- @include "clock"
+--- @include "errors"
+
+local HELD = 4294967296
+
+-- The HOLDS fields every script reads first (read_holds), kept up to date by what it writes.
+local next_slot, above, until_ms = 0, 0, 0
+local above_read, holds_read = 0, false
+-- Set when this script freed a slot: it wakes waiters before it returns (queue.lua).
+local freed_any = false
+
+-- Reads `next`, `above` and `until` of HOLDS, and the given fields, in one call; returns the
+-- given fields' values (false for absent ones).
+local function read_holds(...)
+  local got = read('hash', 'HMGET', HOLDS, 'next', 'above', 'until', ...)
+  next_slot, above = tonumber(got[1] or 0), tonumber(got[2] or 0)
+  until_ms, above_read, holds_read = tonumber(got[3] or 0), above, true
+  return unpack(got, 4, 3 + select('#', ...))
+end
+
+local function need_holds()
+  if not holds_read then
+    read_holds()
+  end
+end
+
+-- "token:3,7" -> token (a number), slots (strings).
+local function holding(entry)
+  local colon = string.find(entry, ':', 1, true)
+  local slots = {}
+  for slot in string.gmatch(string.sub(entry, colon + 1), '%d+') do
+    slots[#slots + 1] = slot
+  end
+  return tonumber(string.sub(entry, 1, colon - 1)), slots
+end
+
+-- Adds `above` to `fields` (HSET pairs) if this script changed it.
+local function with_above(fields)
+  if above ~= above_read then
+    fields[#fields + 1] = 'above'
+    fields[#fields + 1] = above
+    above_read = above
+  end
+  return fields
+end
+
+-- SLOTS and HOLDS must outlive a lease (or waiter place) that ends at `expiry`. Returns
+-- true if their TTL must move (then `until` is added to `fields`, to be written by the
+-- caller, who calls expire_keys once the keys exist). `force` when SLOTS may have been made
+-- anew without a TTL (it has no member below `next` when next is 0).
+local function keep(expiry, fields, force)
+  if until_ms >= expiry and not force then
+    return false
+  end
+  until_ms = expiry + 1000
+  fields[#fields + 1] = 'until'
+  fields[#fields + 1] = until_ms
+  return true
+end
+
+local function expire_keys()
+  redis.call('PEXPIREAT', SLOTS, until_ms)
+  redis.call('PEXPIREAT', HOLDS, until_ms)
+end
+
+-- keep() for a caller with nothing else to write to HOLDS.
+local function keep_now(expiry, force)
+  local fields = {}
+  if keep(expiry, fields, force) then
+    redis.call('HSET', HOLDS, unpack(fields))
+    expire_keys()
+  end
+end
+
+-- Frees `slots` (strings): a slot below `next` becomes a free member again, one past it
+-- (held out of order) leaves SLOTS. The caller deletes their s: fields.
+local function free_list(slots)
+  local back, gone = {}, {}
+  for _, slot in ipairs(slots) do
+    local n = tonumber(slot)
+    if n < next_slot then
+      back[#back + 1] = n
+      back[#back + 1] = slot
+    else
+      gone[#gone + 1] = slot
+      above = above - 1
+    end
+  end
+  chunked('ZADD', SLOTS, back)
+  chunked('ZREM', SLOTS, gone)
+  if #slots > 0 then
+    freed_any = true
+  end
+end
+
+-- Frees the slots of permit `id` (its i: entry `entry`) that are in `only` (a set of slot
+-- strings), or all of them when `only` is nil; also deletes the HOLDS fields in `drop`.
+-- Returns how many slots were freed.
+local function free_id(id, entry, only, drop)
+  local token, slots = holding(entry)
+  local freeing, kept = {}, {}
+  for _, slot in ipairs(slots) do
+    if only == nil or only[slot] then
+      freeing[#freeing + 1] = slot
+    else
+      kept[#kept + 1] = slot
+    end
+  end
+  free_list(freeing)
+  local gone = drop or {}
+  for _, slot in ipairs(freeing) do
+    gone[#gone + 1] = 's:' .. slot
+  end
+  local set = {}
+  if #kept == 0 then
+    gone[#gone + 1] = 'i:' .. id
+  else
+    set = { 'i:' .. id, int(token) .. ':' .. table.concat(kept, ',') }
+  end
+  with_above(set)
+  if #set > 0 then
+    redis.call('HSET', HOLDS, unpack(set))
+  end
+  chunked('HDEL', HOLDS, gone)
+  return #freeing
+end
+
+-- Reclaims every lease that expired by `now`.
+local function reclaim(now)
+  local expired = read('zset', 'ZRANGEBYSCORE', SLOTS, HELD, now)
+  if #expired == 0 then
+    return
+  end
+  need_holds()
+  local gone, ids = {}, {}
+  for first = 1, #expired, 1000 do
+    local fields = {}
+    for i = first, math.min(first + 999, #expired) do
+      fields[#fields + 1] = 's:' .. expired[i]
+    end
+    local holders = redis.call('HMGET', HOLDS, unpack(fields))
+    for i, field in ipairs(fields) do
+      gone[#gone + 1] = field
+      local id = holders[i]
+      -- Every slot of an id expires at once: its whole i: entry goes.
+      if id and not ids[id] then
+        ids[id] = true
+        gone[#gone + 1] = 'i:' .. id
+      end
+    end
+  end
+  free_list(expired)
+  local set = with_above({})
+  if #set > 0 then
+    redis.call('HSET', HOLDS, unpack(set))
+  end
+  chunked('HDEL', HOLDS, gone)
+end
+
+-- Milliseconds until the earliest lease expires, or -1 when nothing is held.
+local function earliest_wait(now)
+  local first = redis.call('ZRANGEBYSCORE', SLOTS, HELD, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if first[2] then
+    return math.max(0, tonumber(first[2]) - now)
+  end
+  return -1
+end
+
+-- Free slots below `limit` that were never granted in order (at or past `next`).
+local function untouched(limit)
+  return math.max(0, limit - next_slot - above)
+end
+
+-- How many slots below `limit` are free.
+local function free_count(limit)
+  need_holds()
+  local listed = 0
+  if next_slot > 0 then
+    listed = redis.call('ZCOUNT', SLOTS, 0, '(' .. limit)
+  end
+  return listed + untouched(limit)
+end
+
+-- The lowest free members of SLOTS below `limit`, at most `n`.
+local function free_members(limit, n)
+  need_holds()
+  if next_slot == 0 then
+    return {}
+  end
+  return redis.call('ZRANGEBYSCORE', SLOTS, 0, '(' .. limit, 'LIMIT', 0, n)
+end
+
+-- Grants `k` slots below `limit` to permit `id` until `expiry`: the lowest free ones, as
+-- the caller has checked that k are free. `listed`: the lowest free members, when the
+-- caller has read them. Returns the new fencing token and the slots.
+local function grant(id, k, expiry, limit, listed)
+  listed = listed or free_members(limit, k)
+  local fresh = next_slot == 0
+  local slots = {}
+  for i = 1, math.min(k, #listed) do
+    slots[i] = listed[i]
+  end
+  while #slots < k do
+    -- Skip slots held out of order: once below `next`, they are ordinary held slots.
+    if above > 0 and redis.call('ZSCORE', SLOTS, next_slot) then
+      above = above - 1
+    else
+      slots[#slots + 1] = tostring(next_slot)
+    end
+    next_slot = next_slot + 1
+  end
+  local token = redis.call('HINCRBY', CONFIG, 'token', 1)
+  local leases = {}
+  local fields = { 'next', next_slot, 'i:' .. id, int(token) .. ':' .. table.concat(slots, ',') }
+  for _, slot in ipairs(slots) do
+    leases[#leases + 1] = expiry
+    leases[#leases + 1] = slot
+    fields[#fields + 1] = 's:' .. slot
+    fields[#fields + 1] = id
+  end
+  with_above(fields)
+  local moving = keep(expiry, fields, fresh)
+  chunked('ZADD', SLOTS, leases)
+  chunked('HSET', HOLDS, fields)
+  if moving then
+    expire_keys()
+  end
+  return token, slots
+end
+
+-- Renews the lease of permit `id`, whose i: entry is `entry`, until `expiry`. Returns its
+-- token and slots.
+local function extend(entry, expiry)
+  local token, slots = holding(entry)
+  local leases = {}
+  for _, slot in ipairs(slots) do
+    leases[#leases + 1] = expiry
+    leases[#leases + 1] = slot
+  end
+  chunked('ZADD', SLOTS, leases)
+  keep_now(expiry, false)
+  return token, slots
+end

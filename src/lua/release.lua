@@ -1,0 +1,54 @@
+--[[ release: frees slots held by permit `id`.
+
+ARGV[1]   permits  the caller's permit count (0: the stored one)
+ARGV[2]   id       permit id
+ARGV[3]   line     the waiter line the permit's acquire stood in, or ''
+ARGV[4]   leave    1: take that line off the queue (its last waiter gave up)
+ARGV[5..] slots    the slots to free; none given frees all of the id's slots
+Reply: the number of slots freed: 0 means the id held none of them (its lease had already
+expired, or it never got a grant).
+A request of `id` registered with `line` (an acquire that gave up) is taken back, so that
+no release grants a permit to a waiter that is gone.
+
+Uncontended, with nobody waiting: 6 calls (config, TIME, reclaim, HOLDS, the slots' new
+scores, HOLDS fields deleted).
+]]
+--- @include "config"
+--- @include "slots"
+--- @include "queue"
+
+local id, line, leaving = ARGV[2], ARGV[3], ARGV[4] == '1'
+local conf = load_config(true)
+local now = now_ms()
+reclaim(now)
+local mine, place = nil, nil
+if line ~= '' then
+  mine, place = read_holds('i:' .. id, 'w:' .. line)
+else
+  mine = read_holds('i:' .. id)
+end
+local only = nil
+if #ARGV > 4 then
+  only = {}
+  for i = 5, #ARGV do
+    only[ARGV[i]] = true
+  end
+end
+
+local dequeued = false
+if place then
+  local expiry, registered = parse_place(place)
+  if leaving then
+    -- The line's waiters are gone: the next line may go now.
+    leave({ line })
+    dequeued = true
+  elseif registered == id then
+    redis.call('HSET', HOLDS, 'w:' .. line, int(expiry))
+  end
+end
+local freed = 0
+if mine then
+  freed = free_id(id, mine, only, nil)
+end
+wake(now, conf, dequeued)
+return freed

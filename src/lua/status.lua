@@ -1,0 +1,34 @@
+--[[ status: what the semaphore looks like now. It creates the config on first use, so
+building a handle checks the stored permit count and the keys' types.
+
+ARGV[1] permits  the caller's permit count (0: the stored one)
+ARGV[2] list     1: also list the held slots (several masters count a slot held only where
+                 a majority holds it)
+Reply: {available, limit, held, wait_ms, permits, slot...}: free slots below the limit, the
+limit, slots held, milliseconds until the earliest lease expires (-1 when nothing is held),
+the stored permit count, and with `list` the held slots.
+]]
+--- @include "config"
+--- @include "slots"
+--- @include "queue"
+
+local conf = load_config(false)
+local now = now_ms()
+reclaim(now)
+need_holds()
+-- The queue's key is checked too, though only waiters use it.
+read('zset', 'ZCARD', QUEUE)
+wake(now, conf, false)
+local reply = {
+  free_count(conf.limit),
+  conf.limit,
+  redis.call('ZCOUNT', SLOTS, HELD, '+inf'),
+  earliest_wait(now),
+  conf.permits,
+}
+if ARGV[2] == '1' then
+  for _, slot in ipairs(redis.call('ZRANGEBYSCORE', SLOTS, HELD, '+inf')) do
+    reply[#reply + 1] = tonumber(slot)
+  end
+end
+return reply
