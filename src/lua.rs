@@ -330,10 +330,14 @@ mod tests {
     fn the_header_names_every_key_in_order() {
         let header = header("PUBLISH");
         assert!(
-            header.contains("local CONFIG, SLOTS, HOLDS, QUEUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]"),
+            header
+                .contains("local CONFIG, SLOTS, HOLDS, QUEUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]"),
             "{header}"
         );
-        assert!(header.contains("string.sub(CONFIG, 1, -7) .. 'wake'"), "{header}");
+        assert!(
+            header.contains("string.sub(CONFIG, 1, -7) .. 'wake'"),
+            "{header}"
+        );
     }
 
     #[test]
@@ -434,7 +438,9 @@ mod tests {
             .collect();
         assert_eq!(
             text,
-            ["3", "id", "2", "500", "2", "1000", "line", "1", "11", "12", "0", "1"]
+            [
+                "3", "id", "2", "500", "2", "1000", "line", "1", "11", "12", "0", "1"
+            ]
         );
         let release = ReleaseArgs {
             permits: 0,

@@ -277,9 +277,9 @@ mod tests {
     fn strips_the_script_suffix() {
         assert_eq!(
             strip_script_suffix(
-                "semaphore:{a}:leases holds a string script: 1f2e, on @user_script:33."
+                "semaphore:{a}:slots holds a string script: 1f2e, on @user_script:33."
             ),
-            "semaphore:{a}:leases holds a string"
+            "semaphore:{a}:slots holds a string"
         );
         assert_eq!(strip_script_suffix("3"), "3");
     }

@@ -21,11 +21,11 @@ use redis::FromRedisValue;
 use tokio::time::Instant;
 
 use crate::error::{Error, MasterFailure};
-use crate::master::Master;
+pub(crate) use crate::lua::Queue;
 use crate::lua::{
     self, AcquireArgs, Acquired, HoldArgs, Keys, ReleaseArgs, Scripted, Status, millis,
 };
-pub(crate) use crate::lua::Queue;
+use crate::master::Master;
 use crate::wake::Listener;
 
 /// Everything needed to talk to one semaphore's masters.
@@ -399,9 +399,8 @@ impl Quorum {
             .await
             .into_iter()
             .map(|(i, reply)| {
-                let parsed = reply.and_then(|r| {
-                    lua::slots_of(&r).ok_or_else(|| self.unexpected(i, "hold", &r))
-                });
+                let parsed = reply
+                    .and_then(|r| lua::slots_of(&r).ok_or_else(|| self.unexpected(i, "hold", &r)));
                 (i, parsed)
             })
             .collect()

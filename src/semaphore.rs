@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use futures_util::future::select_all;
 use tokio::sync::broadcast;
 
+use crate::lua::Acquired;
 use crate::quorum::Quorum;
 use crate::quorum::{Ask, Leave, Queue};
-use crate::lua::Acquired;
 use crate::trace;
 use crate::wait::{Backoff, WAKE_CAP, wake_pause};
 use crate::wake::Listener;

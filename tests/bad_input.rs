@@ -111,7 +111,7 @@ async fn an_unreachable_master_is_an_error_within_the_request_timeout() {
 #[tokio::test]
 async fn a_key_of_another_type_is_an_error_and_left_alone() {
     let server = Server::start();
-    for key in ["config", "leases", "free", "state"] {
+    for key in ["config", "slots", "holds", "queue"] {
         let name = format!("typed-{key}");
         let full = format!("semaphore:{{{name}}}:{key}");
         server.cmd(&["SET", &full, "precious"]);
@@ -138,7 +138,7 @@ async fn a_key_of_another_type_is_an_error_and_left_alone() {
 async fn a_key_that_turns_into_another_type_fails_the_acquire_not_the_process() {
     let server = Server::start();
     let sem = sem(&server, "turns", 1).build().await.unwrap();
-    server.cmd(&["SET", "semaphore:{turns}:leases", "oops"]);
+    server.cmd(&["SET", "semaphore:{turns}:slots", "oops"]);
     assert!(matches!(sem.acquire().await, Err(Error::WrongType { .. })));
     assert!(matches!(sem.value().await, Err(Error::WrongType { .. })));
 }
@@ -198,7 +198,7 @@ async fn limits_at_the_edges_of_the_types() {
 #[tokio::test]
 async fn a_key_overwritten_later_stops_every_operation_and_is_left_alone() {
     let server = Server::start();
-    for key in ["config", "leases", "free", "state", "queue", "waiters"] {
+    for key in ["config", "slots", "holds", "queue"] {
         let name = format!("later-{key}");
         let full = format!("semaphore:{{{name}}}:{key}");
         let holder = sem(&server, &name, 1).build().await.unwrap();
@@ -228,10 +228,7 @@ async fn a_key_overwritten_later_stops_every_operation_and_is_left_alone() {
                     "{what} with {full} foreign: {error}"
                 );
             } else {
-                assert!(
-                    matches!(key, "queue" | "waiters"),
-                    "{what} succeeded with {full} foreign"
-                );
+                assert!(key == "queue", "{what} succeeded with {full} foreign");
             }
         }
         let _ = waiting.await.unwrap();

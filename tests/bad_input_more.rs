@@ -67,7 +67,8 @@ async fn fails_fast<T: std::fmt::Debug>(
 #[tokio::test]
 async fn queue_keys_of_another_type_are_named_and_change_nothing() {
     let server = Server::start();
-    for part in ["queue", "waiters"] {
+    {
+        let part = "queue";
         for fair in [true, false] {
             let name = format!("typed-{part}-{fair}");
             let full = key(&name, part);
@@ -112,7 +113,8 @@ async fn queue_keys_of_another_type_are_named_and_change_nothing() {
 #[tokio::test]
 async fn delete_leaves_a_foreign_queue_key_alone() {
     let server = Server::start();
-    for part in ["queue", "waiters"] {
+    {
+        let part = "queue";
         let name = format!("deleted-{part}");
         let sem = sem(&server, &name, 2).build().await.unwrap();
         let full = key(&name, part);
@@ -132,7 +134,8 @@ async fn delete_leaves_a_foreign_queue_key_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_queue_key_never_hangs_or_leaks() {
     let server = Server::start();
-    for part in ["queue", "waiters"] {
+    {
+        let part = "queue";
         for fair in [true, false] {
             let name = format!("foreign-{part}-{fair}");
             let full = key(&name, part);
@@ -176,7 +179,7 @@ async fn a_foreign_queue_key_never_hangs_or_leaks() {
 #[tokio::test]
 async fn a_key_of_another_type_on_some_of_three_masters() {
     let servers = masters(3);
-    let leases = key("typed", "leases");
+    let leases = key("typed", "slots");
     // On one master: the other two are a majority, and the foreign value stays.
     servers[2].cmd(&["SET", &leases, "precious"]);
     let sem = sem_on(&servers, "typed", 2).build().await.unwrap();
@@ -186,14 +189,14 @@ async fn a_key_of_another_type_on_some_of_three_masters() {
     assert_eq!(string_at(&servers[2], &leases).as_deref(), Some("precious"));
 
     // On two: no majority, an error that says why, at once.
-    servers[1].cmd(&["SET", &key("typed2", "free"), "precious"]);
-    servers[2].cmd(&["SET", &key("typed2", "free"), "precious"]);
+    servers[1].cmd(&["SET", &key("typed2", "holds"), "precious"]);
+    servers[2].cmd(&["SET", &key("typed2", "holds"), "precious"]);
     let error = fails_fast("two foreign keys", sem_on(&servers, "typed2", 2).build()).await;
     let text = error.to_string();
-    assert!(text.contains(&key("typed2", "free")), "{text}");
+    assert!(text.contains(&key("typed2", "holds")), "{text}");
     for server in &servers[1..] {
         assert_eq!(
-            string_at(server, &key("typed2", "free")).as_deref(),
+            string_at(server, &key("typed2", "holds")).as_deref(),
             Some("precious")
         );
     }

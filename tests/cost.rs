@@ -49,9 +49,17 @@ async fn an_uncontended_acquire_and_a_release_make_a_handful_of_calls() {
     // the lowest free slot, the token, the lease and the holder (acquire), or the slot's new
     // score and the holder's fields (release).
     assert_eq!(acquire.get("evalsha"), Some(&1), "{acquire:?}");
-    assert_eq!(total(&acquire) - 1, 8, "calls from Lua in an acquire: {acquire:?}");
+    assert_eq!(
+        total(&acquire) - 1,
+        8,
+        "calls from Lua in an acquire: {acquire:?}"
+    );
     assert_eq!(release.get("evalsha"), Some(&1), "{release:?}");
-    assert_eq!(total(&release) - 1, 6, "calls from Lua in a release: {release:?}");
+    assert_eq!(
+        total(&release) - 1,
+        6,
+        "calls from Lua in a release: {release:?}"
+    );
     // Nobody waits: no queue read, no publish, no TTL moved, no type check.
     for counts in [&acquire, &release] {
         for idle in ["zcard", "zrange", "publish", "pexpireat", "pexpire", "type"] {

@@ -142,7 +142,7 @@ fn an_idle_semaphore_leaves_only_its_config() {
             .unwrap()
     });
     assert_eq!(value, 1);
-    for key in ["leases", "free", "state"] {
+    for key in ["slots", "holds"] {
         let t = ttl(&format!("semaphore:{{idle}}:{key}"));
         assert!(t > 0, "{key} has no TTL ({t})");
     }

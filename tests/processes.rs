@@ -367,12 +367,12 @@ fn a_killed_waiter_does_not_hold_up_the_queue() {
         let mut waiter = Worker::spawn("wait", &server, 1, 10_000, &[]);
         assert_eq!(waiter.line(), "WAITING");
         support::eventually("the worker queued", || async {
-            server.int(&["ZCARD", "semaphore:{procs}:queue"]) == 1
+            server.int(&["ZCOUNT", "semaphore:{procs}:queue", "0", "+inf"]) == 1
         })
         .await;
         let behind = tokio::spawn(async move { next.acquire().await.unwrap() });
         support::eventually("the second waiter queued behind it", || async {
-            server.int(&["ZCARD", "semaphore:{procs}:queue"]) == 2
+            server.int(&["ZCOUNT", "semaphore:{procs}:queue", "0", "+inf"]) == 2
         })
         .await;
         waiter.signal("KILL");

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use redis_semaphore::{AsyncSemaphore, Permit};
 use support::{Server, eventually, sem};
 
+/// The queue: its lines are scored by their arrival (µs); the member `~`, scored -1, keeps
+/// the key.
 const QUEUE: &str = "semaphore:{w}:queue";
 const CHANNEL: &str = "semaphore:{w}:wake";
 
@@ -158,12 +160,12 @@ async fn a_cancelled_waiter_leaves_the_queue() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let waiting = tokio::spawn(async move { second.acquire().await.unwrap() });
     eventually("two waiters queued", || async {
-        server.int(&["ZCARD", QUEUE]) == 2
+        server.int(&["ZCOUNT", QUEUE, "0", "+inf"]) == 2
     })
     .await;
     assert!(cancelled.await.unwrap(), "the first waiter timed out");
     eventually("the cancelled waiter left the queue", || async {
-        server.int(&["ZCARD", QUEUE]) == 1
+        server.int(&["ZCOUNT", QUEUE, "0", "+inf"]) == 1
     })
     .await;
     permit.release().await.unwrap();
@@ -174,7 +176,7 @@ async fn a_cancelled_waiter_leaves_the_queue() {
         .unwrap();
     println!("hand-off past a cancelled waiter: {:?}", released.elapsed());
     permit.release().await.unwrap();
-    assert_eq!(server.int(&["ZCARD", QUEUE]), 0);
+    assert_eq!(server.int(&["ZCOUNT", QUEUE, "0", "+inf"]), 0);
 }
 
 #[tokio::test]
@@ -189,15 +191,15 @@ async fn a_try_does_not_jump_the_queue() {
         tokio::spawn(async move { waiter.acquire().await.unwrap() })
     };
     eventually("the waiter queued", || async {
-        server.int(&["ZCARD", QUEUE]) == 1
+        server.int(&["ZCOUNT", QUEUE, "0", "+inf"]) == 1
     })
     .await;
     // A try while someone waits: refused, and it does not join the line.
     assert!(other.try_acquire().await.unwrap().is_none());
-    assert_eq!(server.int(&["ZCARD", QUEUE]), 1);
+    assert_eq!(server.int(&["ZCOUNT", QUEUE, "0", "+inf"]), 1);
     // Nor does a try on the waiter's own handle take the line's place.
     assert!(waiter.try_acquire().await.unwrap().is_none());
-    assert_eq!(server.int(&["ZCARD", QUEUE]), 1);
+    assert_eq!(server.int(&["ZCOUNT", QUEUE, "0", "+inf"]), 1);
     permit.release().await.unwrap();
     let permit = waiting.await.unwrap();
     assert!(other.try_acquire().await.unwrap().is_none(), "held");
@@ -334,12 +336,12 @@ async fn a_grant_pushed_to_a_cut_off_waiter_expires_after_a_waiter_lease() {
         tokio::spawn(async move { cut_off.acquire_timeout(Duration::from_secs(5)).await })
     };
     eventually("the first waiter queued", || async {
-        server.int(&["ZCARD", QUEUE]) == 1
+        server.int(&["ZCOUNT", QUEUE, "0", "+inf"]) == 1
     })
     .await;
     let waiting = tokio::spawn(async move { next.acquire().await.unwrap() });
     eventually("the second waiter queued behind it", || async {
-        server.int(&["ZCARD", QUEUE]) == 2
+        server.int(&["ZCOUNT", QUEUE, "0", "+inf"]) == 2
     })
     .await;
     // The first waiter is cut off: the release pushes it the slot, and it never hears.
