@@ -19,7 +19,11 @@ fn main() {
         .collect();
     scripts.sort();
     for script in scripts {
-        let name = script.file_name().expect("a file").to_string_lossy().into_owned();
+        let name = script
+            .file_name()
+            .expect("a file")
+            .to_string_lossy()
+            .into_owned();
         let mut text = String::new();
         let mut done = HashSet::new();
         let mut visiting = Vec::new();
@@ -37,8 +41,8 @@ fn assemble(
     done: &mut HashSet<String>,
     visiting: &mut Vec<String>,
 ) {
-    let body = fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let body =
+        fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     visiting.push(name.to_string());
     let mut own = String::new();
     for line in body.lines() {
@@ -49,17 +53,18 @@ fn assemble(
         };
         let lib = rest.trim().trim_matches('"');
         if visiting.iter().any(|v| v == lib) {
-            panic!(
-                "circular include: {} -> {lib}",
-                visiting.join(" -> ")
-            );
+            panic!("circular include: {} -> {lib}", visiting.join(" -> "));
         }
         if done.contains(lib) {
             continue;
         }
         let lib_path = Path::new("src/lua/lib").join(format!("{lib}.lua"));
         if !lib_path.is_file() {
-            panic!("{}: includes \"{lib}\", but there is no {}", path.display(), lib_path.display());
+            panic!(
+                "{}: includes \"{lib}\", but there is no {}",
+                path.display(),
+                lib_path.display()
+            );
         }
         assemble(&lib_path, lib, text, done, visiting);
     }
