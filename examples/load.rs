@@ -17,13 +17,27 @@
 //!
 //! The observer lives on a server that is not a master: every holder counts itself in and
 //! out there, and a small script keeps the highest count. More than N holders at once ends
-//! the run with exit code 3.
+//! the run with exit code 3. `--local-observer` counts in this process instead (atomics; one
+//! process only), with no round trips to another server: `make bench` uses it beside the npm
+//! peer (bench/peer/peer.mjs), which counts its holders in-process too, so that neither
+//! side pays for an observer the other does not. With it and no hold, a worker yields to the
+//! scheduler once between counting in and out (the peer yields to its event loop), so
+//! that holders can overlap and be seen.
+//!
+//! Besides the script calls, the masters' `INFO commandstats` and `INFO cpu` are read on
+//! connections of their own before and after the run: every command they served (`calls=`
+//! summed, which counts the commands scripts run; the snapshot's own INFO is taken off)
+//! and their CPU time (`used_cpu_user + used_cpu_sys`), both per cycle, and this process's
+//! own CPU per cycle (one process only). `--warmup` first makes one untimed, uncounted
+//! acquire and release, so a server that has not cached the scripts yet is not counted
+//! loading them.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis_semaphore::{AsyncSemaphore, Permit};
@@ -34,6 +48,8 @@ usage: load [options]
   --url URL        a master (repeat for several); none: start throwaway servers
   --masters M      how many throwaway masters to start without --url (default 1)
   --observer URL   the observer's server (default: a throwaway one)
+  --local-observer count holders in this process instead (one process only)
+  --warmup         one acquire and release before the run, not counted
   --workers W      workers, each with its own handle (default 16)
   --permits N      the semaphore's permits (default 4)
   --hold-ms H      how long each grant is held (default 5)
@@ -52,6 +68,8 @@ struct Options {
     urls: Vec<String>,
     masters: usize,
     observer: Option<String>,
+    local_observer: bool,
+    warmup: bool,
     workers: usize,
     permits: u32,
     hold: Duration,
@@ -69,6 +87,8 @@ impl Options {
             urls: Vec::new(),
             masters: 1,
             observer: None,
+            local_observer: false,
+            warmup: false,
             workers: 16,
             permits: 4,
             hold: Duration::from_millis(5),
@@ -89,6 +109,8 @@ impl Options {
                 "--url" => o.urls.push(value()?),
                 "--masters" => o.masters = num(&arg, value()?)?,
                 "--observer" => o.observer = Some(value()?),
+                "--local-observer" => o.local_observer = true,
+                "--warmup" => o.warmup = true,
                 "--workers" => o.workers = num(&arg, value()?)?,
                 "--permits" => o.permits = num(&arg, value()?)?,
                 "--hold-ms" => o.hold = Duration::from_millis(num(&arg, value()?)?),
@@ -110,6 +132,9 @@ impl Options {
         }
         if o.processes == 0 || o.processes > o.workers {
             return Err("--processes must be between 1 and --workers".into());
+        }
+        if o.local_observer && (o.processes > 1 || o.observer.is_some()) {
+            return Err("--local-observer takes one process and no --observer".into());
         }
         if o.poll.is_some_and(|p| p.is_zero()) {
             return Err("--poll-ms must be at least 1".into());
@@ -134,6 +159,9 @@ impl Options {
         args.extend(["--secs".into(), self.secs.to_string()]);
         if !self.fair {
             args.push("--unfair".into());
+        }
+        if self.warmup {
+            args.push("--warmup".into());
         }
         if let Some(poll) = self.poll {
             args.extend(["--poll-ms".into(), poll.as_millis().to_string()]);
@@ -173,14 +201,22 @@ struct Outcome {
     ended: u64,
 }
 
-/// Counts holders in and out on a server that is not a master, keeping the highest count.
+/// Counts holders in and out, keeping the highest count: on a server that is not a
+/// master, or (`--local-observer`) in this process.
 #[derive(Debug)]
-struct Observer {
-    conn: redis::aio::MultiplexedConnection,
-    enter: redis::Script,
-    inside: String,
-    max: String,
+enum Observer {
+    Server {
+        conn: redis::aio::MultiplexedConnection,
+        enter: redis::Script,
+        inside: String,
+        max: String,
+    },
+    Local,
 }
+
+/// The in-process count of `--local-observer`: holders inside now, and the most at once.
+static LOCAL_INSIDE: AtomicI64 = AtomicI64::new(0);
+static LOCAL_MAX: AtomicU32 = AtomicU32::new(0);
 
 impl Observer {
     async fn connect(url: &str, name: &str) -> Result<Observer, String> {
@@ -194,7 +230,7 @@ impl Observer {
              if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end \
              return v",
         );
-        Ok(Observer {
+        Ok(Observer::Server {
             conn,
             enter,
             inside: format!("load-observer:{name}:inside"),
@@ -204,31 +240,52 @@ impl Observer {
 
     /// Counts a holder in; returns how many are inside now.
     async fn enter(&mut self) -> Result<u32, String> {
-        self.enter
-            .key(&self.inside)
-            .key(&self.max)
-            .invoke_async(&mut self.conn)
-            .await
-            .map_err(|e| format!("observer enter: {e}"))
+        match self {
+            Observer::Server {
+                conn,
+                enter,
+                inside,
+                max,
+            } => enter
+                .key(&*inside)
+                .key(&*max)
+                .invoke_async(conn)
+                .await
+                .map_err(|e| format!("observer enter: {e}")),
+            Observer::Local => {
+                let now = LOCAL_INSIDE.fetch_add(1, Ordering::SeqCst) + 1;
+                let now = u32::try_from(now).unwrap_or(0);
+                LOCAL_MAX.fetch_max(now, Ordering::SeqCst);
+                Ok(now)
+            }
+        }
     }
 
     /// Counts a holder out; returns how many are left inside.
     async fn exit(&mut self) -> Result<i64, String> {
-        redis::cmd("DECR")
-            .arg(&self.inside)
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|e| format!("observer exit: {e}"))
+        match self {
+            Observer::Server { conn, inside, .. } => redis::cmd("DECR")
+                .arg(&*inside)
+                .query_async(conn)
+                .await
+                .map_err(|e| format!("observer exit: {e}")),
+            Observer::Local => Ok(LOCAL_INSIDE.fetch_sub(1, Ordering::SeqCst) - 1),
+        }
     }
 
     /// The highest number of holders inside at once.
     async fn max(&mut self) -> Result<u32, String> {
-        let max: Option<u32> = redis::cmd("GET")
-            .arg(&self.max)
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|e| format!("observer read: {e}"))?;
-        Ok(max.unwrap_or(0))
+        match self {
+            Observer::Server { conn, max, .. } => {
+                let max: Option<u32> = redis::cmd("GET")
+                    .arg(&*max)
+                    .query_async(conn)
+                    .await
+                    .map_err(|e| format!("observer read: {e}"))?;
+                Ok(max.unwrap_or(0))
+            }
+            Observer::Local => Ok(LOCAL_MAX.load(Ordering::SeqCst)),
+        }
     }
 }
 
@@ -244,10 +301,7 @@ async fn prepare(o: &Options, first: usize, count: usize) -> Result<Vec<Worker>,
         .name
         .as_deref()
         .expect("a name is chosen before the workers");
-    let observer_url = o
-        .observer
-        .as_deref()
-        .expect("an observer before the workers");
+    let observer_url = o.observer.as_deref();
     let mut workers = Vec::with_capacity(count);
     for index in first..first + count {
         let sem = AsyncSemaphore::builder(name, o.permits)
@@ -256,7 +310,20 @@ async fn prepare(o: &Options, first: usize, count: usize) -> Result<Vec<Worker>,
             .build()
             .await
             .map_err(|e| format!("worker {index} cannot build its semaphore: {e}"))?;
-        let observer = Observer::connect(observer_url, name).await?;
+        let observer = match observer_url {
+            Some(url) => Observer::connect(url, name).await?,
+            None => Observer::Local,
+        };
+        if o.warmup && index == 0 {
+            let permit = sem
+                .acquire()
+                .await
+                .map_err(|e| format!("warm-up acquire: {e}"))?;
+            permit
+                .release()
+                .await
+                .map_err(|e| format!("warm-up release: {e}"))?;
+        }
         workers.push(Worker {
             index,
             sem,
@@ -332,6 +399,8 @@ async fn cycle(o: &Options, w: &mut Worker, permit: Permit) -> Result<bool, Stri
     w.observer.enter().await?;
     if !o.hold.is_zero() {
         tokio::time::sleep(o.hold).await;
+    } else if o.local_observer {
+        tokio::task::yield_now().await;
     }
     let left_inside = w.observer.exit().await?;
     permit
@@ -359,39 +428,93 @@ async fn poll(
     }
 }
 
-/// Script calls a master has served since it started: `EVALSHA` and, should the client
-/// fall back to it, `EVAL`.
-async fn script_calls(url: &str) -> Result<u64, String> {
-    let client = redis::Client::open(url).map_err(|e| format!("{url}: {e}"))?;
-    let mut con = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut con)
-        .await
-        .map_err(|e| format!("INFO commandstats on {url}: {e}"))?;
-    let mut calls = 0;
-    for line in info.lines() {
-        let rest = line
-            .strip_prefix("cmdstat_evalsha:calls=")
-            .or_else(|| line.strip_prefix("cmdstat_eval:calls="));
-        if let Some(n) = rest.and_then(|r| r.split(',').next()) {
-            calls += n
-                .parse::<u64>()
-                .map_err(|e| format!("{url}: {line:?}: {e}"))?;
-        }
-    }
-    Ok(calls)
+/// What the masters had served when asked, summed over them: script calls (`EVALSHA`
+/// and, should the client fall back to it, `EVAL`), every command (`calls=` over `INFO
+/// commandstats`, which counts the commands scripts run), and CPU time.
+#[derive(Debug, Clone, Copy, Default)]
+struct Served {
+    script_calls: u64,
+    commands: u64,
+    cpu_us: f64,
 }
 
-async fn all_script_calls(urls: &[String]) -> Result<u64, String> {
-    let mut sum = 0;
-    for url in urls {
-        sum += script_calls(url).await?;
+/// Reads [`Served`] from the masters on connections of its own, made before the first
+/// snapshot so that their setup is not counted.
+struct Stats {
+    conns: Vec<(String, redis::aio::MultiplexedConnection)>,
+}
+
+impl Stats {
+    async fn connect(urls: &[String]) -> Result<Stats, String> {
+        let mut conns = Vec::new();
+        for url in urls {
+            let client = redis::Client::open(url.as_str()).map_err(|e| format!("{url}: {e}"))?;
+            let con = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            conns.push((url.clone(), con));
+        }
+        Ok(Stats { conns })
     }
-    Ok(sum)
+
+    async fn snapshot(&mut self) -> Result<Served, String> {
+        let mut sum = Served::default();
+        for (url, con) in &mut self.conns {
+            let info: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .arg("cpu")
+                .query_async(con)
+                .await
+                .map_err(|e| format!("INFO on {url}: {e}"))?;
+            for line in info.lines().map(str::trim_end) {
+                let bad = |e: &dyn std::fmt::Display| format!("{url}: {line:?}: {e}");
+                if let Some(rest) = line.strip_prefix("cmdstat_") {
+                    let calls = rest
+                        .split_once("calls=")
+                        .and_then(|(_, r)| r.split(',').next())
+                        .ok_or_else(|| bad(&"no calls="))?
+                        .parse::<u64>()
+                        .map_err(|e| bad(&e))?;
+                    sum.commands += calls;
+                    if rest.starts_with("evalsha:") || rest.starts_with("eval:") {
+                        sum.script_calls += calls;
+                    }
+                } else if let Some(v) = line
+                    .strip_prefix("used_cpu_user:")
+                    .or_else(|| line.strip_prefix("used_cpu_sys:"))
+                {
+                    sum.cpu_us += v.parse::<f64>().map_err(|e| bad(&e))? * 1e6;
+                }
+            }
+        }
+        Ok(sum)
+    }
+
+    /// What the masters served since `before`, less the INFO that took `before`.
+    async fn since(&mut self, before: Served) -> Result<Served, String> {
+        let now = self.snapshot().await?;
+        Ok(Served {
+            script_calls: now.script_calls.saturating_sub(before.script_calls),
+            commands: now
+                .commands
+                .saturating_sub(before.commands)
+                .saturating_sub(self.conns.len() as u64),
+            cpu_us: now.cpu_us - before.cpu_us,
+        })
+    }
+}
+
+/// This process's CPU time (user + system, every thread) in µs, from `/proc/self/stat`
+/// (clock ticks of 1/100 s, Linux's `USER_HZ`); `None` where there is no such file.
+fn process_cpu_us() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses: state is field 3,
+    // utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 * 10_000.0)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -437,9 +560,9 @@ fn child(o: &Options, first: usize) -> Result<(), String> {
     write(&mut out).map_err(|e| e.to_string())
 }
 
-/// Runs the workers in `o.processes` children; the script calls are counted between
+/// Runs the workers in `o.processes` children; what the masters served is counted between
 /// the moment every child is ready and the moment every one is done.
-fn run_processes(o: &Options) -> Result<(Outcome, u64), String> {
+fn run_processes(o: &Options) -> Result<(Outcome, Served, Option<f64>), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut children = Vec::new();
     let mut first = 0;
@@ -470,7 +593,8 @@ fn run_processes(o: &Options) -> Result<(Outcome, u64), String> {
         }
     }
     let rt = runtime();
-    let before = rt.block_on(all_script_calls(&o.urls))?;
+    let mut stats = rt.block_on(Stats::connect(&o.urls))?;
+    let before = rt.block_on(stats.snapshot())?;
     for (child, _) in &mut children {
         let stdin = child.stdin.as_mut().expect("piped stdin");
         writeln!(stdin, "GO")
@@ -515,24 +639,27 @@ fn run_processes(o: &Options) -> Result<(Outcome, u64), String> {
                 .push(format!("a child process exited with {status}"));
         }
     }
-    let after = rt.block_on(async {
+    let served = rt.block_on(async {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        all_script_calls(&o.urls).await
+        stats.since(before).await
     })?;
-    Ok((outcome, after.saturating_sub(before)))
+    Ok((outcome, served, None))
 }
 
-/// Runs the workers in this process; returns what they did and the script calls the
-/// masters served meanwhile.
-fn run_here(o: &Options) -> Result<(Outcome, u64), String> {
+/// Runs the workers in this process; returns what they did, what the masters served
+/// meanwhile, and this process's CPU time meanwhile.
+fn run_here(o: &Options) -> Result<(Outcome, Served, Option<f64>), String> {
     runtime().block_on(async {
         let workers = prepare(o, 0, o.workers).await?;
-        let before = all_script_calls(&o.urls).await?;
+        let mut stats = Stats::connect(&o.urls).await?;
+        let cpu_before = process_cpu_us();
+        let before = stats.snapshot().await?;
         let outcome = run(o, workers).await;
         // Waiters that timed out at the end hand their place on in the background.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let after = all_script_calls(&o.urls).await?;
-        Ok((outcome, after.saturating_sub(before)))
+        let served = stats.since(before).await?;
+        let cpu = process_cpu_us().zip(cpu_before).map(|(a, b)| a - b);
+        Ok((outcome, served, cpu))
     })
 }
 
@@ -554,12 +681,24 @@ struct Report {
     handoffs: Vec<u64>,
     script_calls: u64,
     calls_per_acquire: Option<f64>,
+    /// Every command the masters served, and their CPU time in µs.
+    commands: u64,
+    server_cpu_us: f64,
+    /// This process's CPU time in µs (one process only).
+    client_cpu_us: Option<f64>,
     turns: Vec<u64>,
     max_inside: u32,
 }
 
 impl Report {
-    fn new(o: &Options, outcome: &Outcome, script_calls: u64, max_inside: u32) -> Report {
+    fn new(
+        o: &Options,
+        outcome: &Outcome,
+        served: Served,
+        client_cpu_us: Option<f64>,
+        max_inside: u32,
+    ) -> Report {
+        let script_calls = served.script_calls;
         let cycles = &outcome.cycles;
         let mut waits: Vec<u64> = cycles.iter().map(|c| c.grant - c.start).collect();
         waits.sort_unstable();
@@ -608,9 +747,17 @@ impl Report {
             handoffs,
             script_calls,
             calls_per_acquire,
+            commands: served.commands,
+            server_cpu_us: served.cpu_us,
+            client_cpu_us,
             turns,
             max_inside,
         }
+    }
+
+    /// `x` per cycle, if there were cycles.
+    fn per_cycle(&self, x: f64) -> Option<f64> {
+        (self.cycles > 0).then(|| x / self.cycles as f64)
     }
 
     fn cycles_per_sec(&self) -> f64 {
@@ -643,8 +790,10 @@ impl Report {
                 "\"wait_p50_ms\":{},\"wait_p99_ms\":{},\"wait_max_ms\":{},",
                 "\"handoff_p50_ms\":{},\"handoff_p99_ms\":{},\"handoff_samples\":{},",
                 "\"script_calls\":{},\"calls_per_acquire\":{},",
+                "\"commands\":{},\"commands_per_cycle\":{},",
+                "\"server_cpu_us_per_cycle\":{},\"client_cpu_us_per_cycle\":{},",
                 "\"turns_min\":{},\"turns_max\":{},\"turns_ratio\":{},",
-                "\"max_inside\":{},\"errors\":{}}}"
+                "\"max_inside\":{},\"observer\":\"{}\",\"errors\":{}}}"
             ),
             o.urls.len(),
             o.workers,
@@ -665,16 +814,22 @@ impl Report {
             self.handoffs.len(),
             self.script_calls,
             num(self.calls_per_acquire),
+            self.commands,
+            num(self.per_cycle(self.commands as f64)),
+            num(self.per_cycle(self.server_cpu_us)),
+            num(self.client_cpu_us.and_then(|c| self.per_cycle(c))),
             tmin,
             tmax,
             num(self.turns_ratio()),
             self.max_inside,
+            if o.local_observer { "local" } else { "server" },
             errors,
         )
     }
 
     fn text(&self, o: &Options) -> String {
         let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2} ms"));
+        let one = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
         let (tmin, tmax) = self.turns_min_max();
         let waiting = match o.poll {
             Some(p) => format!("polling every {} ms", p.as_millis()),
@@ -687,6 +842,7 @@ impl Report {
              \x20 wait          p50 {}  p99 {}  max {}\n\
              \x20 hand-off      p50 {}  p99 {}  ({} samples)\n\
              \x20 script calls  {} per acquire ({} on the masters)\n\
+             \x20 per cycle     {} commands, {} µs server CPU, {} µs CPU here\n\
              \x20 turns         max {tmax} / min {tmin} = {}\n\
              \x20 observer      at most {} holders of {}",
             o.workers,
@@ -706,6 +862,9 @@ impl Report {
             self.calls_per_acquire
                 .map_or_else(|| "-".to_string(), |c| format!("{c:.3}")),
             self.script_calls,
+            one(self.per_cycle(self.commands as f64)),
+            one(self.per_cycle(self.server_cpu_us)),
+            one(self.client_cpu_us.and_then(|c| self.per_cycle(c))),
             self.turns_ratio()
                 .map_or_else(|| "inf".to_string(), |r| format!("{r:.2}")),
             self.max_inside,
@@ -748,7 +907,7 @@ fn load() -> i32 {
         servers.extend((0..o.masters).map(|_| support::Server::start()));
         o.urls = servers.iter().map(support::Server::url).collect();
     }
-    if o.observer.is_none() {
+    if o.observer.is_none() && !o.local_observer {
         let observer = support::Server::start();
         o.observer = Some(observer.url());
         servers.push(observer);
@@ -766,21 +925,25 @@ fn load() -> i32 {
     } else {
         run_here(&o)
     };
-    let observer = o.observer.clone().expect("an observer");
+    let observer = o.observer.clone();
     let name = o.name.clone().expect("a name");
-    let measured = run.and_then(|(outcome, calls)| {
-        let max_inside =
-            runtime().block_on(async { Observer::connect(&observer, &name).await?.max().await })?;
-        Ok((outcome, calls, max_inside))
+    let measured = run.and_then(|(outcome, served, cpu)| {
+        let max_inside = runtime().block_on(async {
+            match &observer {
+                Some(url) => Observer::connect(url, &name).await?.max().await,
+                None => Observer::Local.max().await,
+            }
+        })?;
+        Ok((outcome, served, cpu, max_inside))
     });
-    let (outcome, calls, max_inside) = match measured {
+    let (outcome, served, cpu, max_inside) = match measured {
         Ok(m) => m,
         Err(e) => {
             eprintln!("load: {e}");
             return 1;
         }
     };
-    let report = Report::new(&o, &outcome, calls, max_inside);
+    let report = Report::new(&o, &outcome, served, cpu, max_inside);
     if o.json {
         println!("{}", report.json(&o, outcome.errors.len()));
     } else {
