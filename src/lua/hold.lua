@@ -18,7 +18,7 @@ permit is lost on this master: its slots may belong to someone else by now).
 Claiming is safe only on several masters, while the permit holds each slot on a majority:
 no other id can hold a majority of that slot then.
 
-A plain renewal: 5 calls (config, TIME, reclaim, HOLDS, the leases).
+A plain renewal: 5 calls (config, TIME, the earliest lease, HOLDS, the leases).
 ]]
 --- @include "config"
 --- @include "slots"
@@ -103,6 +103,11 @@ else
     fields[#fields + 1] = 'i:' .. id
     fields[#fields + 1] = entry
   end
+  if tonumber(token) > holds_token then
+    fields[#fields + 1] = 'token'
+    fields[#fields + 1] = token
+  end
+  leased_until(expiry)
   moving = keep(expiry, fields, next_slot == 0)
   chunked('ZADD', SLOTS, leases)
 end
@@ -112,8 +117,11 @@ chunked('HDEL', HOLDS, gone)
 if moving then
   expire_keys()
 end
-if #held > 0 and tonumber(token) > conf.token then
-  redis.call('HSET', CONFIG, 'token', token)
+if #held > 0 and tonumber(token) > holds_token then
+  holds_token = tonumber(token)
+  if holds_token > conf.token then
+    redis.call('HSET', CONFIG, 'token', token)
+  end
 end
 wake(now, conf, false)
 local reply = {}

@@ -1,19 +1,19 @@
 --[[ config: the stored permit count, checked against the caller's.
 
 CONFIG hash, persistent: permits (the count the semaphore was created with), limit (permits
-plus those added by unbounded releases), token (fencing counter, never reset), waiting (until
-when, in ms on the master's clock, someone may be waiting: see queue.lua).
+plus those added by unbounded releases), token (at or above every fencing token granted:
+see next_token in slots.lua; never lowered).
 ]]
 --- @include "clock"
 --- @include "errors"
 
--- Returns {limit, permits, token, waiting} (numbers), creating the config on first use and refusing a
+-- Returns {limit, permits, token} (numbers), creating the config on first use and refusing a
 -- handle built with another permit count, unless `lenient` (renewing or releasing a permit
 -- granted before the count was changed). ARGV[1] is the caller's count; 0 (a handle that
 -- adopts the stored count) creates nothing and accepts any stored count.
 local function load_config(lenient)
   local permits = tonumber(ARGV[1])
-  local stored = read('hash', 'HMGET', CONFIG, 'permits', 'limit', 'token', 'waiting')
+  local stored = read('hash', 'HMGET', CONFIG, 'permits', 'limit', 'token')
   if not stored[1] then
     if permits == 0 then
       error({ err = E_NOTFOUND .. ' ' .. CONFIG .. ' does not exist' })
@@ -26,7 +26,7 @@ local function load_config(lenient)
     -- so fencing tokens keep rising across restarts.
     local token = stamp()
     redis.call('HSET', CONFIG, 'permits', permits, 'limit', permits, 'token', token)
-    return { limit = permits, permits = permits, token = tonumber(token), waiting = 0 }
+    return { limit = permits, permits = permits, token = tonumber(token) }
   end
   if permits ~= 0 and tonumber(stored[1]) ~= permits and not lenient then
     error({ err = E_CONFIG .. ' ' .. stored[1] })
@@ -35,6 +35,5 @@ local function load_config(lenient)
     limit = tonumber(stored[2]),
     permits = tonumber(stored[1]),
     token = tonumber(stored[3] or 0),
-    waiting = tonumber(stored[4] or 0),
   }
 end

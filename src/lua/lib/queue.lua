@@ -1,10 +1,11 @@
 --[[ queue: fair waiting across processes, pushed grants and wake-ups.
 
-CONFIG waiting  until when (ms, master clock) someone may be waiting: set by an acquire
+HOLDS waiting   until when (ms, master clock) someone may be waiting: set by an acquire
                 that goes on to wait, a waiter lease plus a second ahead at least, and
-                QUEUE expires then. Past it nobody listens and nobody is queued, so the
-                scripts neither read the queue nor publish: waiting costs nothing while
-                nobody waits. It is moved only when it would end within that margin.
+                QUEUE expires then (HOLDS a second later). Past it nobody listens and
+                nobody is queued, so the scripts neither read the queue nor publish, and a
+                release does not even read CONFIG: waiting costs nothing while nobody
+                waits. It is moved only when it would end within that margin.
 QUEUE zset      member = a waiter line (one handle's waiters, served in order by the
                 client), score = its arrival by the client's clock (µs); and the member
                 '~' scored -1, which keeps the key, and so its TTL, when the last line
@@ -24,15 +25,21 @@ A stamp alone: anyone may try. A waiter ignores wake-ups stamped before its last
 --- @include "errors"
 --- @include "slots"
 
--- The caller will wait if not granted: from now on, releases must wake it.
-local function mark_waiting(now, conf, waiter_ms)
-  if conf.waiting >= now + waiter_ms + 1000 then
+-- Someone will wait on this semaphore for up to a waiter lease from now: until then,
+-- releases must wake it, and the queue must be kept.
+local function mark_waiting(now, waiter_ms)
+  if waiting >= now + waiter_ms + 1000 then
     return
   end
-  conf.waiting = now + 2 * waiter_ms + 1000
+  waiting = now + 2 * waiter_ms + 1000
   read('zset', 'ZCARD', QUEUE)
-  redis.call('HSET', CONFIG, 'waiting', conf.waiting)
-  redis.call('PEXPIREAT', QUEUE, conf.waiting)
+  local fields = { 'waiting', waiting }
+  local moving = keep(waiting, fields, false)
+  redis.call('HSET', HOLDS, unpack(fields))
+  redis.call('PEXPIREAT', QUEUE, waiting)
+  if moving then
+    expire_keys()
+  end
 end
 
 -- "expiry id k lease" or "expiry" -> expiry, id, k, lease (numbers but the id); nil when
@@ -63,7 +70,8 @@ end
 -- `arrival` is the client's clock when the acquire first asked: every master gets the
 -- same value, so several masters order the lines alike and keep their free slots for the
 -- same lines (a per-master counter would order them as each master happened to see them).
-local function join(line, place, now, conf, waiter_ms, arrival, request)
+local function join(line, place, now, waiter_ms, arrival, request)
+  mark_waiting(now, waiter_ms)
   local expiry = parse_place(place)
   local value = int(now + waiter_ms) .. (request and (' ' .. request) or '')
   if expiry and expiry >= now then
@@ -76,7 +84,7 @@ local function join(line, place, now, conf, waiter_ms, arrival, request)
     local added = read('zset', 'ZADD', QUEUE, -1, '~', arrival, line)
     if added == 2 then
       -- A new key: it expires with the mark.
-      redis.call('PEXPIREAT', QUEUE, conf.waiting)
+      redis.call('PEXPIREAT', QUEUE, waiting)
     end
   end
   local fields = { 'w:' .. line, value }
@@ -113,7 +121,7 @@ local function serve(now, conf, free, asking)
       if not expiry or expiry < now then
         leaving[#leaving + 1] = line
       elseif id and k <= free and line ~= asking then
-        local token, slots = grant(id, k, now + lease, conf.limit)
+        local token, slots = grant(id, k, now + lease, conf)
         leaving[#leaving + 1] = line
         free, granted = free - k, granted + k
         parts[#parts + 1] = line .. '=' .. id .. ':' .. int(token) .. ':' .. table.concat(slots, ',')
@@ -133,10 +141,14 @@ local function serve(now, conf, free, asking)
 end
 
 -- Publishes a wake-up if this script freed a slot (or `force`) and someone may be
--- waiting, granting what it can to the head of the queue first.
+-- waiting, granting what it can to the head of the queue first. `conf`: the config, or a
+-- function that loads it (a release reads it only here).
 local function wake(now, conf, force)
-  if not (freed_any or force) or now >= conf.waiting then
+  if not (freed_any or force) or now >= waiting then
     return
+  end
+  if type(conf) == 'function' then
+    conf = conf()
   end
   local free = free_count(conf.limit)
   if free == 0 then

@@ -11,6 +11,9 @@ HOLDS hash:
   above     how many slots at or past `next` are held out of order (taken by a permit that
             spreads to this master, hold.lua): skipped when `next` reaches them
   until     when SLOTS and HOLDS expire (ms): moved only when a lease would outlive it
+  token     the last fencing token granted here; CONFIG's token stays at or above it (a
+            block of TOKEN_BLOCK ahead), so a HOLDS made anew starts above every token given
+  waiting   until when someone may be waiting (queue.lua)
   s:<slot>  the id of the permit holding the slot
   i:<id>    "token:slot,slot": that permit's fencing token and its slots on this master
   w:<line>  a queued waiter line's place (queue.lua)
@@ -28,20 +31,26 @@ Invariants:
 --- @include "errors"
 
 local HELD = 4294967296
+-- How far CONFIG's token runs ahead of the last token granted: CONFIG is written once per
+-- this many grants, not at each.
+local TOKEN_BLOCK = 1000
 
 -- The HOLDS fields every script reads first (read_holds), kept up to date by what it writes.
-local next_slot, above, until_ms = 0, 0, 0
+local next_slot, above, until_ms, holds_token, waiting = 0, 0, 0, 0, 0
 local above_read, holds_read = 0, false
+-- The expiry of the earliest lease after reclaiming (false: none), while it is known.
+local earliest = nil
 -- Set when this script freed a slot: it wakes waiters before it returns (queue.lua).
 local freed_any = false
 
 -- Reads `next`, `above` and `until` of HOLDS, and the given fields, in one call; returns the
 -- given fields' values (false for absent ones).
 local function read_holds(...)
-  local got = read('hash', 'HMGET', HOLDS, 'next', 'above', 'until', ...)
+  local got = read('hash', 'HMGET', HOLDS, 'next', 'above', 'until', 'token', 'waiting', ...)
   next_slot, above = tonumber(got[1] or 0), tonumber(got[2] or 0)
-  until_ms, above_read, holds_read = tonumber(got[3] or 0), above, true
-  return unpack(got, 4, 3 + select('#', ...))
+  until_ms, holds_token, waiting = tonumber(got[3] or 0), tonumber(got[4] or 0), tonumber(got[5] or 0)
+  above_read, holds_read = above, true
+  return unpack(got, 6, 5 + select('#', ...))
 end
 
 local function need_holds()
@@ -115,7 +124,7 @@ local function free_list(slots)
   chunked('ZADD', SLOTS, back)
   chunked('ZREM', SLOTS, gone)
   if #slots > 0 then
-    freed_any = true
+    freed_any, earliest = true, nil
   end
 end
 
@@ -151,12 +160,15 @@ local function free_id(id, entry, only, drop)
   return #freeing
 end
 
--- Reclaims every lease that expired by `now`.
+-- Reclaims every lease that expired by `now`. The first read, of the earliest lease, is
+-- all it costs when none has expired, and tells a busy reply how long to wait.
 local function reclaim(now)
-  local expired = read('zset', 'ZRANGEBYSCORE', SLOTS, HELD, now)
-  if #expired == 0 then
+  local first = read('zset', 'ZRANGEBYSCORE', SLOTS, HELD, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if not first[2] or tonumber(first[2]) > now then
+    earliest = first[2] and tonumber(first[2]) or false
     return
   end
+  local expired = redis.call('ZRANGEBYSCORE', SLOTS, HELD, now)
   need_holds()
   local gone, ids = {}, {}
   for first = 1, #expired, 1000 do
@@ -185,11 +197,37 @@ end
 
 -- Milliseconds until the earliest lease expires, or -1 when nothing is held.
 local function earliest_wait(now)
-  local first = redis.call('ZRANGEBYSCORE', SLOTS, HELD, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if first[2] then
-    return math.max(0, tonumber(first[2]) - now)
+  if earliest == nil then
+    local first = redis.call('ZRANGEBYSCORE', SLOTS, HELD, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    earliest = first[2] and tonumber(first[2]) or false
+  end
+  if earliest then
+    return math.max(0, earliest - now)
   end
   return -1
+end
+
+-- A lease granted or renewed until `expiry` may now be the earliest.
+local function leased_until(expiry)
+  if earliest ~= nil and (earliest == false or expiry < earliest) then
+    earliest = expiry
+  end
+end
+
+-- The next fencing token: one above the last granted here, or, in a HOLDS made anew, above
+-- every token CONFIG has reserved and above the master's clock in µs (a master restarted
+-- empty starts above what it gave before). CONFIG keeps a block reserved ahead.
+local function next_token(conf)
+  if holds_token > 0 then
+    holds_token = holds_token + 1
+  else
+    holds_token = math.max(conf.token, tonumber(stamp())) + 1
+  end
+  if holds_token > conf.token then
+    conf.token = holds_token + TOKEN_BLOCK
+    redis.call('HSET', CONFIG, 'token', int(conf.token))
+  end
+  return holds_token
 end
 
 -- Free slots below `limit` that were never granted in order (at or past `next`).
@@ -216,11 +254,11 @@ local function free_members(limit, n)
   return redis.call('ZRANGEBYSCORE', SLOTS, 0, '(' .. limit, 'LIMIT', 0, n)
 end
 
--- Grants `k` slots below `limit` to permit `id` until `expiry`: the lowest free ones, as
+-- Grants `k` slots below the limit to permit `id` until `expiry`: the lowest free ones, as
 -- the caller has checked that k are free. `listed`: the lowest free members, when the
 -- caller has read them. Returns the new fencing token and the slots.
-local function grant(id, k, expiry, limit, listed)
-  listed = listed or free_members(limit, k)
+local function grant(id, k, expiry, conf, listed)
+  listed = listed or free_members(conf.limit, k)
   local fresh = next_slot == 0
   local slots = {}
   for i = 1, math.min(k, #listed) do
@@ -235,9 +273,12 @@ local function grant(id, k, expiry, limit, listed)
     end
     next_slot = next_slot + 1
   end
-  local token = redis.call('HINCRBY', CONFIG, 'token', 1)
+  local token = next_token(conf)
+  leased_until(expiry)
   local leases = {}
-  local fields = { 'next', next_slot, 'i:' .. id, int(token) .. ':' .. table.concat(slots, ',') }
+  local fields = {
+    'next', next_slot, 'token', int(token), 'i:' .. id, int(token) .. ':' .. table.concat(slots, ','),
+  }
   for _, slot in ipairs(slots) do
     leases[#leases + 1] = expiry
     leases[#leases + 1] = slot
@@ -264,6 +305,7 @@ local function extend(entry, expiry)
     leases[#leases + 1] = slot
   end
   chunked('ZADD', SLOTS, leases)
+  leased_until(expiry)
   keep_now(expiry, false)
   return token, slots
 end
