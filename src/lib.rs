@@ -9,6 +9,7 @@ mod permit;
 mod quorum;
 mod scripts;
 mod semaphore;
+mod shutdown;
 mod trace;
 mod wait;
 mod wake;
