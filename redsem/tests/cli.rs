@@ -2,8 +2,7 @@
 //! is lost, signals passed on, runs on several "hosts" (processes) that never overlap, and
 //! the admin commands (`status --json` parsed).
 
-#![cfg(feature = "cli")]
-
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
