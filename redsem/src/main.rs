@@ -85,7 +85,8 @@ enum Commands {
     SetPermits(SetPermitsArgs),
     /// Release someone else's permit, by id (see `status`).
     ///
-    /// Exits 0 when no such permit is held (any more), as `rm -f` does for a missing file.
+    /// Exits 0 when no such permit is held (any more), or there is no such semaphore, as
+    /// `rm -f` does for a missing file.
     Release {
         #[command(flatten)]
         name: Name,
@@ -403,7 +404,14 @@ async fn set_permits(urls: &[String], name: &str, permits: u32) -> Result<(), Er
 }
 
 async fn release(urls: &[String], name: &str, id: &str) -> Result<(), Error> {
-    let sem = open(urls, name).await?;
+    let sem = match open(urls, name).await {
+        Ok(sem) => sem,
+        Err(Error::NotFound { .. }) => {
+            println!("no semaphore {name}; nothing released");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     match sem.release_holder(id).await? {
         0 => println!(
             "{name}: no permit {id}; nothing released (`redsem status {name}` lists the holders)"

@@ -742,7 +742,7 @@ fn compound_durations_are_read_and_durations_printed_as_people_write_them() {
 }
 
 #[test]
-fn delete_of_a_missing_semaphore_is_no_failure() {
+fn delete_or_release_of_what_is_not_there_is_no_failure() {
     let server = Server::start();
     let out = output(redsem(&server).args(["delete", "nothing"]));
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
@@ -750,4 +750,11 @@ fn delete_of_a_missing_semaphore_is_no_failure() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "no semaphore nothing; nothing deleted"
     );
+    let out = output(redsem(&server).args(["release", "nothing", "--id", "ab"]));
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no semaphore nothing; nothing released"
+    );
+    assert_eq!(server.int(&["DBSIZE"]), 0, "and nothing made");
 }
