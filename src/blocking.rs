@@ -279,6 +279,7 @@ impl Semaphore {
     /// # Panics
     ///
     /// If called from inside an async runtime.
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn acquire(&self) -> Result<Permit, Error> {
         self.run("Semaphore::acquire", |s| async move { s.acquire().await })
@@ -286,6 +287,7 @@ impl Semaphore {
     }
 
     /// Blocks until `k` permits are granted together.
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn acquire_many(&self, k: u32) -> Result<Permit, Error> {
         self.run("Semaphore::acquire_many", |s| async move {
@@ -295,6 +297,7 @@ impl Semaphore {
     }
 
     /// Takes one permit if one is free now; never waits.
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn try_acquire(&self) -> Result<Option<Permit>, Error> {
         self.run("Semaphore::try_acquire", |s| async move {
@@ -304,6 +307,7 @@ impl Semaphore {
     }
 
     /// Takes `k` permits if that many are free now; never waits.
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn try_acquire_many(&self, k: u32) -> Result<Option<Permit>, Error> {
         self.run("Semaphore::try_acquire_many", |s| async move {
@@ -313,6 +317,7 @@ impl Semaphore {
     }
 
     /// Blocks up to `timeout` for one permit; `Ok(None)` if none came in time.
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Permit>, Error> {
         self.run("Semaphore::acquire_timeout", |s| async move {
@@ -322,6 +327,7 @@ impl Semaphore {
     }
 
     /// Blocks up to `timeout` for `k` permits; `Ok(None)` if they did not come in time.
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn acquire_many_timeout(&self, k: u32, timeout: Duration) -> Result<Option<Permit>, Error> {
         self.run("Semaphore::acquire_many_timeout", |s| async move {
@@ -334,6 +340,21 @@ impl Semaphore {
     #[track_caller]
     pub fn release(&self, n: u32) -> Result<(), Error> {
         self.run("Semaphore::release", |s| async move { s.release(n).await })
+    }
+
+    /// Blocks until the releases this handle started in the background are done (those of
+    /// blocking permits dropped inside an async runtime, where their drop cannot wait).
+    /// See [`crate::AsyncSemaphore::flush`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
+    #[track_caller]
+    pub fn flush(&self) {
+        let _ = self.run("Semaphore::flush", |s| async move {
+            s.flush().await;
+            Ok(())
+        });
     }
 
     /// Permits available now.
@@ -399,7 +420,7 @@ impl Semaphore {
 ///
 /// [`wait_lost`](Permit::wait_lost) is the blocking form of [`crate::Permit::lost`], with a
 /// time limit since a permit that is never lost would block forever.
-#[must_use = "dropping a permit releases it at once"]
+#[must_use = "dropping the permit releases it at once; hold it (`let _permit = ...`, not `let _ = ...`) for as long as you need the resource"]
 pub struct Permit {
     inner: Option<crate::Permit>,
     runtime: Arc<Runtime>,

@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::master::Master;
 use crate::quorum::Quorum;
 use crate::semaphore::AsyncSemaphore;
+use crate::shutdown::Releases;
 
 /// Longest semaphore name accepted, in bytes: every request carries it four times.
 pub const MAX_NAME_LEN: usize = 1024;
@@ -330,6 +331,7 @@ impl Builder {
                 Spec::Cluster(nodes) => Master::cluster(nodes, timeout).await?,
             });
         }
+        let releases = Releases::new(masters.clone(), self.name.clone());
         let mut quorum = Quorum::new(masters, &self.name, self.permits);
         let status = quorum.status().await?;
         if self.adopt {
@@ -337,6 +339,7 @@ impl Builder {
         }
         Ok(AsyncSemaphore::from_parts(
             quorum,
+            releases,
             self.name,
             self.lease,
             self.bounded,

@@ -9,6 +9,7 @@ mod master;
 mod permit;
 mod quorum;
 mod semaphore;
+mod shutdown;
 mod trace;
 mod wait;
 mod wake;

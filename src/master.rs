@@ -152,6 +152,21 @@ impl Master {
         &self.name
     }
 
+    /// The same master on fresh connections, made on the current runtime: for a release
+    /// that outlived the runtime this master's own connections were made on.
+    pub(crate) async fn reconnect(&self) -> Result<Master, Error> {
+        match &self.source {
+            Source::Server(client) => Master::new((**client).clone(), self.timeout),
+            #[cfg(feature = "cluster")]
+            Source::Cluster(nodes) => Master::cluster(nodes.clone(), self.timeout).await,
+        }
+    }
+
+    /// How long one request to this master may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Listens to `channel` on this master's shared subscriber connection.
     pub(crate) async fn listen(&self, channel: &str) -> Option<Listener> {
         Subscriber::for_source(&self.source, self.timeout)

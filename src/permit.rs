@@ -16,13 +16,18 @@ use crate::semaphore::{Detached, Shared};
 /// The lease is renewed in the background every `lease / 3` while the permit lives.
 /// Dropping the permit stops the renewal and releases it in the background on the runtime
 /// it was acquired on; [`release`](Permit::release) is the awaited form, which reports a
-/// lost lease.
+/// lost lease, and [`AsyncSemaphore::flush`](crate::AsyncSemaphore::flush) waits for the
+/// background releases of a handle.
+///
+/// A permit dropped just before its runtime shuts down (the end of `#[tokio::main]`) is
+/// still released: the shutdown does the release on a thread of its own and waits for it,
+/// at most about one request timeout, so the next process finds the permit free at once.
 ///
 /// If the lease cannot be renewed in time (the master is unreachable, or this process was
 /// paused longer than the lease), the permit is *lost*: [`lost`](Permit::lost) resolves,
 /// [`is_valid`](Permit::is_valid) turns false, and another holder may already have its
 /// slot. Protect the resource itself with the [fencing token](Permit::fencing_token).
-#[must_use = "dropping a permit releases it at once"]
+#[must_use = "dropping the permit releases it at once; hold it (`let _permit = ...`, not `let _ = ...`) for as long as you need the resource"]
 pub struct Permit {
     shared: Arc<Shared>,
     state: Arc<LeaseState>,

@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use crate::lua::Acquired;
 use crate::quorum::Quorum;
 use crate::quorum::{Ask, Leave, Queue};
+use crate::shutdown::{Release, Releases};
 use crate::trace;
 use crate::wait::{Backoff, WAKE_CAP, wake_pause};
 use crate::wake::Listener;
@@ -34,6 +35,9 @@ pub(crate) struct Core {
     pub(crate) lease: Duration,
     /// Wakes this process's waiters when one of its permits is released.
     pub(crate) released: Notify,
+    /// The background releases still running, and how to finish them if their runtime
+    /// shuts down first.
+    pub(crate) releases: Releases,
 }
 
 impl Core {
@@ -62,7 +66,9 @@ impl Core {
 
     /// Releases `slots` of `id` (all when empty) without waiting, takes back its
     /// registration with waiter `line` (when not empty), and takes the line off the queue
-    /// if `dequeue`; a failure is left to the leases, which expire on their own.
+    /// if `dequeue`; a failure is left to the leases, which expire on their own. If the
+    /// runtime shuts down before the release is done, the release is done at that moment
+    /// instead, on a thread of its own (see [`crate::shutdown`]).
     pub(crate) fn release_in_background(
         self: &Arc<Self>,
         runtime: &tokio::runtime::Handle,
@@ -70,16 +76,8 @@ impl Core {
         line: (String, bool),
         slots: Vec<u32>,
     ) {
-        let core = Arc::clone(self);
-        runtime.spawn(async move {
-            let leave = Leave {
-                line: &line.0,
-                dequeue: line.1,
-            };
-            let released = core.quorum.release(&id, &leave, &slots).await;
-            trace::released(&id, &released);
-            core.released.notify_waiters();
-        });
+        let release = Release::new(Arc::clone(self), id, line, slots);
+        runtime.spawn(release.run());
     }
 }
 
@@ -403,6 +401,7 @@ impl AsyncSemaphore {
 
     pub(crate) fn from_parts(
         quorum: Quorum,
+        releases: Releases,
         name: String,
         lease: Duration,
         bounded: bool,
@@ -413,6 +412,7 @@ impl AsyncSemaphore {
             quorum: Arc::new(quorum),
             lease,
             released: Notify::new(),
+            releases,
         });
         let shared = Shared {
             core,
@@ -443,6 +443,7 @@ impl AsyncSemaphore {
     ///
     /// Cancel safe: if the future is dropped (say by `tokio::time::timeout`), whatever it
     /// may have been granted is released in the background.
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn acquire(&self) -> Result<Permit, Error> {
         self.acquire_many(1).await
     }
@@ -455,6 +456,7 @@ impl AsyncSemaphore {
     /// # Cancel safety
     ///
     /// As for [`acquire`](Self::acquire).
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn acquire_many(&self, k: u32) -> Result<Permit, Error> {
         match self.acquire_inner(k, Wait::Forever).await? {
             Some(permit) => Ok(permit),
@@ -466,11 +468,13 @@ impl AsyncSemaphore {
     ///
     /// Returns `Ok(None)` when every permit is held, and also when the master could not be
     /// reached, unless the semaphore was built with `raise_on_redis_errors(true)`.
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn try_acquire(&self) -> Result<Option<Permit>, Error> {
         self.try_acquire_many(1).await
     }
 
     /// Takes `k` permits if that many are free now; never waits.
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn try_acquire_many(&self, k: u32) -> Result<Option<Permit>, Error> {
         self.acquire_inner(k, Wait::No).await
     }
@@ -482,11 +486,13 @@ impl AsyncSemaphore {
     /// # Cancel safety
     ///
     /// As for [`acquire`](Self::acquire).
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Permit>, Error> {
         self.acquire_many_timeout(1, timeout).await
     }
 
     /// Waits up to `timeout` for `k` permits; `Ok(None)` if they did not come in time.
+    #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn acquire_many_timeout(
         &self,
         k: u32,
@@ -777,6 +783,41 @@ impl AsyncSemaphore {
             core.quorum.grow(excess).await?;
         }
         lost.map_or(Ok(()), Err)
+    }
+
+    /// Waits until the releases this handle started in the background are done: those of
+    /// dropped permits, of acquires that were cancelled or ran out of time, and of waiters
+    /// that gave up their place in the queue. Await it before `main` returns, so that the
+    /// next process finds the permits free at once:
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), redis_semaphore::Error> {
+    /// let sem = redis_semaphore::AsyncSemaphore::builder("reports", 3)
+    ///     .master("redis://127.0.0.1:6379")
+    ///     .build()
+    ///     .await?;
+    /// let permit = sem.acquire().await?;
+    /// // ... work ...
+    /// drop(permit);
+    /// sem.flush().await; // released on the masters when this returns
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Without it, a background release that the runtime's shutdown cuts short is still
+    /// done: at that moment, on a thread of its own, holding up the shutdown (and so the
+    /// exit) for at most about one request timeout.
+    ///
+    /// It covers every clone of this handle and their permits, releases started while it
+    /// waits included. Each release takes at most about one request timeout (a master that
+    /// does not answer in time counts as failed); a failed release is not retried, and its
+    /// lease ends on its own. Detached permits ([`Permit::detach`]) are not released by it:
+    /// the handle still holds them.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future only stops the wait; the releases go on.
+    pub async fn flush(&self) {
+        self.shared.core.releases.flush().await;
     }
 
     /// Permits available now (free slots on the master; expired leases count as free).
