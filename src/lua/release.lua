@@ -11,7 +11,9 @@ A request of `id` registered with `line` (an acquire that gave up) is taken back
 no release grants a permit to a waiter that is gone.
 
 Uncontended, with nobody waiting: 5 calls (TIME, the earliest lease, HOLDS, the slots' new
-scores, HOLDS fields deleted). CONFIG is read only to wake waiters.
+scores, HOLDS fields deleted). CONFIG is read only to wake waiters. A freed slot that a
+registered waiter at the head of the queue can take is handed to it in the same write
+that frees it (slots.lua, defer_frees).
 ]]
 --- @include "config"
 --- @include "slots"
@@ -34,6 +36,8 @@ if #ARGV > 4 then
   end
 end
 
+-- Freed slots may go straight to a waiter: the writes wait for the end.
+defer_frees()
 local dequeued = false
 if place then
   local expiry, registered = parse_place(place)
@@ -50,4 +54,5 @@ if mine then
   freed = free_id(id, mine, only, nil)
 end
 wake(now, function() return load_config(true) end, dequeued)
+finish_frees()
 return freed

@@ -62,7 +62,7 @@ local function leave(lines)
     fields[i] = 'w:' .. line
   end
   chunked('ZREM', QUEUE, lines)
-  chunked('HDEL', HOLDS, fields)
+  delete_fields(fields)
 end
 
 -- Puts `line` in the queue at `arrival` unless it holds a live place there (`place`, its
