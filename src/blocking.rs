@@ -412,6 +412,11 @@ impl Semaphore {
     pub fn lease(&self) -> Duration {
         self.inner.lease()
     }
+
+    /// Whether the semaphore is bounded. See [`crate::AsyncSemaphore::bounded`].
+    pub fn bounded(&self) -> bool {
+        self.inner.bounded()
+    }
 }
 
 /// A blocking permit: the twin of [`crate::Permit`]. Dropping it releases it and returns

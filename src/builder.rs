@@ -332,17 +332,16 @@ impl Builder {
             });
         }
         let releases = Releases::new(masters.clone(), self.name.clone());
-        let mut quorum = Quorum::new(masters, &self.name, self.permits);
+        let mut quorum = Quorum::new(masters, &self.name, self.permits, self.bounded);
         let status = quorum.status().await?;
         if self.adopt {
-            quorum = quorum.with_permits(status.permits);
+            quorum = quorum.adopting(&status);
         }
         Ok(AsyncSemaphore::from_parts(
             quorum,
             releases,
             self.name,
             self.lease,
-            self.bounded,
             self.raise_on_redis_errors,
             self.fair,
         ))

@@ -245,17 +245,31 @@ impl Master {
             Some(code::NOT_FOUND) => Error::NotFound {
                 name: String::new(),
             },
-            Some(code::CONFIG) => match detail().trim().parse() {
-                // `requested` is filled in by the caller, who knows it.
-                Ok(stored) => Error::ConfigMismatch {
+            Some(code::CONFIG) => match parse_stored(&detail()) {
+                // What was requested is filled in by the caller, who knows it.
+                Some((stored, stored_bounded)) => Error::ConfigMismatch {
                     stored,
                     requested: 0,
+                    stored_bounded,
+                    requested_bounded: true,
                 },
-                Err(_) => Error::Redis { master, source },
+                None => Error::Redis { master, source },
             },
             _ => Error::Redis { master, source },
         }
     }
+}
+
+/// `SEMCONFIG`'s detail: the stored count and boundedness (`3 1`).
+fn parse_stored(detail: &str) -> Option<(u32, bool)> {
+    let mut words = detail.split_whitespace();
+    let stored = words.next()?.parse().ok()?;
+    let bounded = match words.next()? {
+        "1" => true,
+        "0" => false,
+        _ => return None,
+    };
+    Some((stored, bounded))
 }
 
 /// Redis appends " script: <sha>, on @user_script:<line>." to errors raised in a script.
@@ -297,6 +311,14 @@ mod tests {
             "semaphore:{a}:slots holds a string"
         );
         assert_eq!(strip_script_suffix("3"), "3");
+    }
+
+    #[test]
+    fn parses_the_stored_configuration() {
+        assert_eq!(parse_stored("3 1"), Some((3, true)));
+        assert_eq!(parse_stored("3 0"), Some((3, false)));
+        assert_eq!(parse_stored("3"), None);
+        assert_eq!(parse_stored("x 1"), None);
     }
 
     #[test]

@@ -92,7 +92,6 @@ pub(crate) struct Detached {
 pub(crate) struct Shared {
     pub(crate) core: Arc<Core>,
     pub(crate) name: String,
-    pub(crate) bounded: bool,
     pub(crate) raise_on_redis_errors: bool,
     pub(crate) fair: bool,
     detached: Mutex<VecDeque<Detached>>,
@@ -171,7 +170,7 @@ impl fmt::Debug for AsyncSemaphore {
             .field("name", &self.shared.name)
             .field("permits", &self.initial_value())
             .field("lease", &self.shared.core.lease)
-            .field("bounded", &self.shared.bounded)
+            .field("bounded", &self.bounded())
             .finish_non_exhaustive()
     }
 }
@@ -404,7 +403,6 @@ impl AsyncSemaphore {
         releases: Releases,
         name: String,
         lease: Duration,
-        bounded: bool,
         raise_on_redis_errors: bool,
         fair: bool,
     ) -> Self {
@@ -417,7 +415,6 @@ impl AsyncSemaphore {
         let shared = Shared {
             core,
             name,
-            bounded,
             raise_on_redis_errors,
             fair,
             detached: Mutex::new(VecDeque::new()),
@@ -736,7 +733,7 @@ impl AsyncSemaphore {
                 .unwrap_or_else(PoisonError::into_inner);
             let held: usize = detached.iter().map(|d| d.state.slots().len()).sum();
             let held = u32::try_from(held).unwrap_or(u32::MAX);
-            if n > held && self.shared.bounded {
+            if n > held && self.bounded() {
                 return Err(Error::Bounded { held, requested: n });
             }
             let mut wanted = n.min(held) as usize;
@@ -849,5 +846,14 @@ impl AsyncSemaphore {
     /// The lease of every permit this handle grants.
     pub fn lease(&self) -> Duration {
         self.shared.core.lease
+    }
+
+    /// Whether the semaphore is bounded: [`release(n)`](Self::release) of more permits
+    /// than the handle holds is then [`Error::Bounded`]. It is stored with the semaphore
+    /// when the semaphore is created, so it is the same for every handle: the one this
+    /// handle was built with ([`Builder::bounded`]), or the stored one for a handle from
+    /// [`open`](Self::open).
+    pub fn bounded(&self) -> bool {
+        self.shared.core.quorum.bounded()
     }
 }
