@@ -200,6 +200,13 @@ impl Builder {
         }
     }
 
+    /// See [`crate::Builder::outage_timeout`].
+    pub fn outage_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
+        Builder {
+            inner: self.inner.outage_timeout(timeout),
+        }
+    }
+
     /// See [`crate::Builder::request_timeout`].
     pub fn request_timeout(self, timeout: Duration) -> Self {
         Builder {
@@ -411,6 +418,18 @@ impl Semaphore {
     /// The lease of every permit this handle grants.
     pub fn lease(&self) -> Duration {
         self.inner.lease()
+    }
+
+    /// The latest failure of a master that has not answered since. See
+    /// [`crate::AsyncSemaphore::last_error`].
+    pub fn last_error(&self) -> Option<crate::MasterError> {
+        self.inner.last_error()
+    }
+
+    /// Every master that failed and has not answered since. See
+    /// [`crate::AsyncSemaphore::master_errors`].
+    pub fn master_errors(&self) -> Vec<crate::MasterError> {
+        self.inner.master_errors()
     }
 
     /// Whether the semaphore is bounded. See [`crate::AsyncSemaphore::bounded`].

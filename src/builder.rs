@@ -15,6 +15,16 @@ pub const MAX_NAME_LEN: usize = 1024;
 /// Longest lease accepted: one day.
 pub const MAX_LEASE: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// Shortest lease accepted: 10 ms. A renewal every lease / 3 must fit a round trip.
+pub const MIN_LEASE: Duration = Duration::from_millis(10);
+
+/// The lease of a permit unless [`Builder::lease`] says otherwise: 10 s.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+/// How long a waiting acquire rides out masters that do not answer before it returns
+/// [`Error::Outage`], unless [`Builder::outage_timeout`] says otherwise: 30 s.
+pub const DEFAULT_OUTAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Something that names a master: a URL (`&str`, `String`), a [`redis::Client`] or a
 /// [`redis::ConnectionInfo`].
 pub trait IntoMaster {
@@ -87,6 +97,7 @@ pub struct Builder {
     raise_on_redis_errors: bool,
     fair: bool,
     request_timeout: Option<Duration>,
+    outage_timeout: Option<Duration>,
     /// Built by `AsyncSemaphore::open`: take the stored permit count.
     adopt: bool,
 }
@@ -109,6 +120,7 @@ impl fmt::Debug for Builder {
             .field("bounded", &self.bounded)
             .field("raise_on_redis_errors", &self.raise_on_redis_errors)
             .field("request_timeout", &self.effective_request_timeout())
+            .field("outage_timeout", &self.outage_timeout)
             .finish()
     }
 }
@@ -127,11 +139,12 @@ impl Builder {
             name,
             permits,
             masters: Vec::new(),
-            lease: Duration::from_secs(10),
+            lease: DEFAULT_LEASE,
             bounded: true,
             raise_on_redis_errors: false,
             fair: true,
             request_timeout: None,
+            outage_timeout: Some(DEFAULT_OUTAGE_TIMEOUT),
             adopt: false,
         }
     }
@@ -254,6 +267,39 @@ impl Builder {
         self
     }
 
+    /// How long a waiting acquire ([`acquire`](AsyncSemaphore::acquire),
+    /// [`acquire_timeout`](AsyncSemaphore::acquire_timeout) and their `_many` forms) keeps
+    /// trying while the masters do not answer, before it returns [`Error::Outage`] with the
+    /// last error. `None` waits through any outage, as pottery-semaphore does. Default:
+    /// [`DEFAULT_OUTAGE_TIMEOUT`] (30 s).
+    ///
+    /// The outage is counted from the first attempt that got no answer (from a majority,
+    /// on several masters) and ends at the first that got one; while it lasts, the waiters
+    /// of one handle share it, so a queue of waiters gives up together rather than one
+    /// bound after another. A [`try_acquire`](AsyncSemaphore::try_acquire) never waits
+    /// and still returns `Ok(None)`; [`AsyncSemaphore::last_error`] tells why. With
+    /// [`raise_on_redis_errors(true)`](Self::raise_on_redis_errors) every acquire returns
+    /// the first error at once and this bound does not apply.
+    ///
+    /// Why 30 s by default: long enough to ride out what is routine (a restart, a
+    /// Sentinel or cluster failover, a network blip), short enough that a service whose
+    /// Redis is gone finds out, instead of a task that waits forever and says nothing.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// let sem = redis_semaphore::AsyncSemaphore::builder("reports", 3)
+    ///     .master("redis://127.0.0.1:6379")
+    ///     .outage_timeout(Duration::from_secs(5)) // or None: wait through any outage
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn outage_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.outage_timeout = timeout.into();
+        self
+    }
+
     pub(crate) fn effective_request_timeout(&self) -> Duration {
         self.request_timeout
             .unwrap_or_else(|| (self.lease / 4).min(Duration::from_secs(1)))
@@ -288,9 +334,9 @@ impl Builder {
                 ));
             }
         }
-        if self.lease < Duration::from_millis(10) {
+        if self.lease < MIN_LEASE {
             return invalid(format!(
-                "lease {:?} is too short; the least is 10 ms",
+                "lease {:?} is too short; the least is {MIN_LEASE:?}",
                 self.lease
             ));
         }
@@ -343,6 +389,7 @@ impl Builder {
             self.name,
             self.lease,
             self.raise_on_redis_errors,
+            self.outage_timeout,
             self.fair,
         ))
     }

@@ -75,6 +75,22 @@ pub enum Error {
         requested_bounded: bool,
     },
 
+    /// A waiting acquire gave up: the masters did not answer (too few of them, on several)
+    /// for longer than the outage timeout ([`Builder::outage_timeout`](crate::Builder::outage_timeout)),
+    /// while the semaphore does not raise master errors at once
+    /// ([`Builder::raise_on_redis_errors`](crate::Builder::raise_on_redis_errors)).
+    #[error(
+        "gave up after {lasted:?} without an answer from the masters (the outage timeout, \
+         Builder::outage_timeout); the last error: {error}"
+    )]
+    Outage {
+        /// How long the masters had not answered when the acquire gave up.
+        lasted: std::time::Duration,
+        /// The last attempt's error: [`Error::Redis`] or [`Error::Quorum`].
+        #[source]
+        error: Box<Error>,
+    },
+
     /// An argument can never work (zero permits, empty name, no master, `k > N`...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -197,6 +213,7 @@ impl Error {
             Error::Quorum { failures, .. } => {
                 !failures.is_empty() && failures.iter().all(|f| f.error.is_transient())
             }
+            Error::Outage { .. } => true,
             _ => false,
         }
     }

@@ -3,6 +3,7 @@
 mod admin;
 mod builder;
 mod error;
+mod health;
 mod lease;
 mod lua;
 mod master;
@@ -17,8 +18,11 @@ mod wake;
 pub mod blocking;
 
 pub use admin::{HeldOn, Holder};
-pub use builder::{Builder, IntoMaster, MAX_LEASE, MAX_NAME_LEN};
+pub use builder::{
+    Builder, DEFAULT_LEASE, DEFAULT_OUTAGE_TIMEOUT, IntoMaster, MAX_LEASE, MAX_NAME_LEN, MIN_LEASE,
+};
 pub use error::{Error, MasterFailure, Result};
+pub use health::MasterError;
 pub use permit::Permit;
 pub use semaphore::AsyncSemaphore;
 pub use wait::WAITER_LEASE;

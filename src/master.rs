@@ -10,6 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RetryMethod};
 
 use crate::error::Error;
+use crate::health::Health;
 use crate::lua::{Keys, Scripted, code};
 use crate::wake::{Listener, Subscriber};
 
@@ -21,6 +22,7 @@ pub(crate) struct Master {
     conn: Conn,
     source: Source,
     timeout: Duration,
+    health: Health,
 }
 
 /// What a master is: one server, or (feature `cluster`) a Redis Cluster, in which each
@@ -101,6 +103,7 @@ impl Master {
             conn: Conn::Server(Arc::new(managed)),
             source: Source::Server(Box::new(client)),
             timeout,
+            health: Health::default(),
         })
     }
 
@@ -134,7 +137,7 @@ impl Master {
                 error(
                     io::Error::new(
                         io::ErrorKind::TimedOut,
-                        "no cluster within the request timeout",
+                        format!("no cluster within the request timeout ({timeout:?})"),
                     )
                     .into(),
                 )
@@ -145,6 +148,7 @@ impl Master {
             conn: Conn::Cluster(conn),
             source: Source::Cluster(nodes),
             timeout,
+            health: Health::default(),
         })
     }
 
@@ -160,6 +164,11 @@ impl Master {
             #[cfg(feature = "cluster")]
             Source::Cluster(nodes) => Master::cluster(nodes.clone(), self.timeout).await,
         }
+    }
+
+    /// Its failure since it last answered, if any.
+    pub(crate) fn health(&self) -> &Health {
+        &self.health
     }
 
     /// How long one request to this master may take.
@@ -212,18 +221,33 @@ impl Master {
             }
         };
         let error = match reply {
-            Ok(Ok(value)) => return Ok(value),
+            Ok(Ok(value)) => {
+                self.health.answered(&self.name);
+                return Ok(value);
+            }
+            // redis-rs's own response timeout is the request timeout too: say which.
+            Ok(Err(source)) if source.is_timeout() => self.error(self.timed_out()),
             Ok(Err(source)) => self.error(source),
-            Err(_elapsed) => self.error(
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no reply within the request timeout",
-                )
-                .into(),
-            ),
+            Err(_elapsed) => self.error(self.timed_out()),
         };
-        crate::trace::master_error(&self.name, &error);
+        match &error {
+            Error::Redis { .. } => self.health.failed(&self.name, &error),
+            // The scripts' own errors are answers.
+            _ => self.health.answered(&self.name),
+        }
         Err(error)
+    }
+
+    /// The error of a request that got no reply in time, naming the time.
+    fn timed_out(&self) -> redis::RedisError {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no reply within the request timeout ({:?}; see Builder::request_timeout)",
+                self.timeout
+            ),
+        )
+        .into()
     }
 
     /// Turns what the server answered into an [`Error`]; the scripts' own errors become

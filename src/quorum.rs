@@ -142,6 +142,15 @@ impl Quorum {
         self.masters.len()
     }
 
+    /// The longest a request to one of the masters may take.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.masters
+            .iter()
+            .map(Master::timeout)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Masters that must agree: a majority.
     pub(crate) fn needed(&self) -> usize {
         self.masters.len() / 2 + 1
@@ -549,6 +558,17 @@ impl Quorum {
             .collect();
         let answers = self.majority(replies)?;
         Ok(answers.ok.into_iter().flat_map(|(_, held)| held).collect())
+    }
+
+    /// The masters that failed and have not answered since, the latest failure first.
+    pub(crate) fn master_errors(&self) -> Vec<crate::health::MasterError> {
+        let mut errors: Vec<_> = self
+            .masters
+            .iter()
+            .filter_map(|m| m.health().error())
+            .collect();
+        errors.sort_by(|a, b| b.at.cmp(&a.at));
+        errors
     }
 
     /// The name of master `i`, as `host:port`.

@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     pub(crate) core: Arc<Core>,
     pub(crate) name: String,
     pub(crate) raise_on_redis_errors: bool,
+    /// How long a waiting acquire rides out masters that do not answer.
+    outage_timeout: Option<Duration>,
     pub(crate) fair: bool,
     detached: Mutex<VecDeque<Detached>>,
     /// The line of this handle's waiters: the holder of the lock is its head, the one that
@@ -262,6 +264,10 @@ pub(crate) struct Line {
     /// Per master, the stamp of the line's last answered request: wake-ups stamped before
     /// it are stale (that request already saw what they announce).
     seen: Vec<u64>,
+    /// The outage the line's heads are riding out: when its first unanswered attempt was
+    /// made, and when the latest. The next head inherits it, so that the waiters of a
+    /// handle give up together, not one outage timeout after another.
+    outage: Option<(Instant, Instant)>,
 }
 
 impl Line {
@@ -404,6 +410,7 @@ impl AsyncSemaphore {
         name: String,
         lease: Duration,
         raise_on_redis_errors: bool,
+        outage_timeout: Option<Duration>,
         fair: bool,
     ) -> Self {
         let core = Arc::new(Core {
@@ -416,6 +423,7 @@ impl AsyncSemaphore {
             core,
             name,
             raise_on_redis_errors,
+            outage_timeout,
             fair,
             detached: Mutex::new(VecDeque::new()),
             turn: tokio::sync::Mutex::new(Line::default()),
@@ -551,6 +559,17 @@ impl AsyncSemaphore {
         // This acquire's place in a fair queue, the same in every retry and on every master.
         let arrival = crate::quorum::arrival_stamp();
         let mut backoff = Backoff::new();
+        // The outage this acquire is riding out, inherited from the line if its previous
+        // head saw one that lasts still (it failed a moment ago; else it is stale).
+        let mut outage = turn
+            .as_deref()
+            .and_then(|line| line.outage)
+            .filter(|(_, last)| {
+                last.elapsed() < core.quorum.request_timeout() + Duration::from_secs(1)
+            });
+        if let Some(line) = turn.as_deref_mut() {
+            line.outage = outage;
+        }
         // When the last request was sent: a grant pushed with a wake-up was made after it,
         // so the lease cannot have started earlier.
         let mut last_ask = Instant::now();
@@ -593,6 +612,10 @@ impl AsyncSemaphore {
                 trace.attempt();
                 match core.quorum.acquire(&ask, core.lease, deadline).await {
                     Ok(attempt) => {
+                        outage = None;
+                        if let Some(line) = turn.as_deref_mut() {
+                            line.outage = None;
+                        }
                         // Only an answered ask bounds when a pushed grant can have started.
                         last_ask = started;
                         uncertain |= attempt.unanswered;
@@ -640,6 +663,21 @@ impl AsyncSemaphore {
                     Err(error) if error.is_transient() && !shared.raise_on_redis_errors => {
                         uncertain = true;
                         guard.armed = true;
+                        let since = outage.map_or(started, |(since, _)| since);
+                        outage = Some((since, Instant::now()));
+                        if let Some(line) = turn.as_deref_mut() {
+                            line.outage = outage;
+                        }
+                        if let Some(bound) = shared.outage_timeout
+                            && !matches!(wait, Wait::No)
+                            && since.elapsed() >= bound
+                        {
+                            trace.outage(since.elapsed(), &error);
+                            return Err(Error::Outage {
+                                lasted: since.elapsed(),
+                                error: Box::new(error),
+                            });
+                        }
                         backoff.delay(None)
                     }
                     Err(error) => return Err(error),
@@ -846,6 +884,39 @@ impl AsyncSemaphore {
     /// The lease of every permit this handle grants.
     pub fn lease(&self) -> Duration {
         self.shared.core.lease
+    }
+
+    /// The latest failure of a master that has not answered since, or `None` when every
+    /// master answered its latest request.
+    ///
+    /// This is how to tell "no permit" from "no server" where the API cannot: with
+    /// [`raise_on_redis_errors(false)`](Builder::raise_on_redis_errors) (the default, as
+    /// in pottery-semaphore) a [`try_acquire`](Self::try_acquire) on an unreachable master
+    /// returns `Ok(None)`, the same as when every permit is held, and a waiting acquire
+    /// keeps trying (up to the [outage timeout](Builder::outage_timeout)). Every request of
+    /// the handle counts: acquires, renewals, background releases, [`value`](Self::value).
+    /// A master's entry is cleared by its next answer. On several masters this is the
+    /// most recent of [`master_errors`](Self::master_errors).
+    ///
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// match sem.try_acquire().await? {
+    ///     Some(permit) => { /* work */ drop(permit) }
+    ///     None => match sem.last_error() {
+    ///         Some(down) => eprintln!("{} unreachable since {:?}: {}", down.master, down.since, down.error),
+    ///         None => eprintln!("every permit is held"),
+    ///     },
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn last_error(&self) -> Option<crate::MasterError> {
+        self.master_errors().into_iter().next()
+    }
+
+    /// Every master that failed and has not answered since, the latest failure first;
+    /// empty when all of them answer. See [`last_error`](Self::last_error).
+    pub fn master_errors(&self) -> Vec<crate::MasterError> {
+        self.shared.core.quorum.master_errors()
     }
 
     /// Whether the semaphore is bounded: [`release(n)`](Self::release) of more permits
