@@ -46,19 +46,76 @@ impl IntoMaster for redis::ConnectionInfo {
 
 impl IntoMaster for &str {
     fn into_client(self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self)
+        open_url(self)
     }
 }
 
 impl IntoMaster for String {
     fn into_client(self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self)
+        open_url(&self)
     }
 }
 
 impl IntoMaster for &String {
     fn into_client(self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self.as_str())
+        open_url(self)
+    }
+}
+
+/// The URLs redis-rs accepts, as a bad one's error lists them.
+const URL_FORMS: &str = "redis://[user[:password]@]host[:port][/db], \
+    rediss://... (TLS, feature `tls`), valkey://... and valkeys://... alike, or a Unix \
+    socket: redis+unix:///path/to/socket, unix:///path/to/socket (also valkey+unix://; \
+    options ?db=N&user=U&pass=P)";
+
+/// A client for `url`, or an error that shows the URL (its password hidden), what is
+/// wrong with it and the accepted forms.
+fn open_url(url: &str) -> redis::RedisResult<redis::Client> {
+    redis::Client::open(url).map_err(|error| {
+        let text = error.to_string();
+        let why = match error.detail() {
+            Some(detail) => detail.to_string(),
+            // "Redis URL did not parse - InvalidClientConfig": the first part says it.
+            None => text.split(" - ").next().unwrap_or(&text).to_string(),
+        };
+        redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "not a valid Redis URL",
+            format!(
+                "{:?} ({why}); the accepted forms are {URL_FORMS}",
+                hide_password(url)
+            ),
+        ))
+    })
+}
+
+/// `url` with the password of its user part, if any, replaced by `***`.
+fn hide_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+/// A master's configuration error as the builder reports it: our own detail (a bad URL's),
+/// without redis-rs's kind in the middle.
+fn describe(error: &redis::RedisError) -> String {
+    match error.detail() {
+        Some(detail) if error.kind() == redis::ErrorKind::InvalidClientConfig => detail.to_string(),
+        _ => error.to_string(),
     }
 }
 
@@ -167,7 +224,7 @@ impl Builder {
             master
                 .into_client()
                 .map(|client| Spec::Server(Box::new(client)))
-                .map_err(|e| e.to_string()),
+                .map_err(|e| describe(&e)),
         );
         self
     }
@@ -203,7 +260,7 @@ impl Builder {
         self.masters.push(match nodes {
             Ok(nodes) if nodes.is_empty() => Err("a cluster needs at least one node".into()),
             Ok(nodes) => Ok(Spec::Cluster(nodes)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(describe(&e)),
         });
         self
     }
@@ -424,6 +481,18 @@ mod tests {
         assert!(invalid(ok().lease(Duration::MAX)).contains("too long"));
         assert!(invalid(ok().request_timeout(Duration::from_secs(6))).contains("half the lease"));
         assert!(invalid(ok().request_timeout(Duration::ZERO)).contains("above zero"));
+    }
+
+    #[test]
+    fn hides_the_password_of_a_url() {
+        assert_eq!(
+            hide_password("redis://u:secret@h:1/0"),
+            "redis://u:***@h:1/0"
+        );
+        assert_eq!(hide_password("redis://:secret@h"), "redis://:***@h");
+        assert_eq!(hide_password("redis://u@h"), "redis://u@h");
+        assert_eq!(hide_password("redis://h/a@b"), "redis://h/a@b");
+        assert_eq!(hide_password("not a url"), "not a url");
     }
 
     #[test]
