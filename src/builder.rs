@@ -9,10 +9,10 @@ use crate::quorum::Quorum;
 use crate::semaphore::AsyncSemaphore;
 use crate::shutdown::Releases;
 
-/// Longest semaphore name accepted, in bytes: every request carries it four times.
+/// Longest semaphore name accepted, in bytes (1024): every request carries it four times.
 pub const MAX_NAME_LEN: usize = 1024;
 
-/// Longest lease accepted: one day.
+/// Longest lease accepted: one day ([`Builder::lease`]).
 pub const MAX_LEASE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Shortest lease accepted: 10 ms. A renewal every lease / 3 must fit a round trip.
@@ -25,8 +25,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 /// [`Error::Outage`], unless [`Builder::outage_timeout`] says otherwise: 30 s.
 pub const DEFAULT_OUTAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Something that names a master: a URL (`&str`, `String`), a [`redis::Client`] or a
-/// [`redis::ConnectionInfo`].
+/// Something that names a master: a URL (`&str`, `String`), a [`redis::Client`](https://docs.rs/redis/1/redis/struct.Client.html) or
+/// a [`redis::ConnectionInfo`](https://docs.rs/redis/1/redis/struct.ConnectionInfo.html) (the `redis` crate is re-exported as
+/// `redis_semaphore::redis`).
 pub trait IntoMaster {
     /// Turns `self` into a client, or says why it cannot.
     fn into_client(self) -> redis::RedisResult<redis::Client>;
@@ -206,8 +207,15 @@ impl Builder {
         }
     }
 
-    /// Adds a master: a URL such as `redis://user:pass@host:6379/0`, a [`redis::Client`] or
-    /// a [`redis::ConnectionInfo`]. A URL that does not parse is reported by `build()`.
+    /// Adds a master: a URL such as `redis://user:pass@host:6379/0`, a
+    /// [`redis::Client`](https://docs.rs/redis/1/redis/struct.Client.html) or a [`redis::ConnectionInfo`](https://docs.rs/redis/1/redis/struct.ConnectionInfo.html).
+    ///
+    /// The URL forms are those of redis-rs: `redis://[user[:password]@]host[:port][/db]`
+    /// (port 6379 and database 0 by default), `rediss://` for TLS (feature `tls`),
+    /// `valkey://` and `valkeys://` alike, and a Unix socket as
+    /// `redis+unix:///path/to/socket` or `unix:///path/to/socket` (options
+    /// `?db=N&user=U&pass=P`). A URL that does not parse is reported by `build()` as
+    /// [`Error::InvalidArgument`], which shows the URL (its password hidden) and these forms.
     ///
     /// Call it once for one master, or once per master for several independent masters
     /// (not replicas of each other): each permit slot is then a Redlock mutex, held while a
@@ -280,29 +288,46 @@ impl Builder {
     }
 
     /// How long a permit's lease lasts without renewal; renewals run every `lease / 3`.
-    /// A holder that crashes gives its permits back within one lease. Default: 10 s.
+    /// A holder that crashes gives its permits back within one lease. Default:
+    /// [`DEFAULT_LEASE`] (10 s); at least [`MIN_LEASE`] (10 ms), at most [`MAX_LEASE`] (one
+    /// day), and more than twice the request timeout, or `build()` returns
+    /// [`Error::InvalidArgument`].
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
     /// Whether [`AsyncSemaphore::release`] of more permits than the handle holds is an
-    /// error (`true`) or adds permits (`false`). Default: `true`.
+    /// error (`true`, [`Error::Bounded`]) or adds permits (`false`). Default: `true`.
+    ///
+    /// It is stored with the semaphore when the semaphore is created, like the permit
+    /// count: a handle built with the other setting gets [`Error::ConfigMismatch`] from
+    /// `build()`, and a handle from [`AsyncSemaphore::open`] takes the stored one (this
+    /// setter does not matter there). A semaphore created by a version that did not store
+    /// it counts as bounded. To change it, [`delete`](AsyncSemaphore::delete) the semaphore
+    /// and build it anew.
     pub fn bounded(mut self, bounded: bool) -> Self {
         self.bounded = bounded;
         self
     }
 
     /// Whether an acquire that fails because the master errored (not because permits were
-    /// taken) returns the error (`true`) or keeps trying until its own time limit
-    /// (`false`, as pottery-semaphore does). Default: `false`.
+    /// taken) returns the error at once (`true`) or keeps trying (`false`, as
+    /// pottery-semaphore does). Default: `false`.
+    ///
+    /// With `false`, a [`try_acquire`](AsyncSemaphore::try_acquire) on an unreachable
+    /// master returns `Ok(None)` as if every permit were held ([`AsyncSemaphore::last_error`]
+    /// tells the two apart), and a waiting acquire keeps trying until its own time limit or
+    /// the [outage timeout](Self::outage_timeout) (30 s by default), whichever comes first.
+    /// Errors that waiting cannot fix (a wrong password, a missing ACL permission, a key of
+    /// another type) are returned at once either way.
     pub fn raise_on_redis_errors(mut self, raise: bool) -> Self {
         self.raise_on_redis_errors = raise;
         self
     }
 
     /// Whether waiters are served first come, first served across processes (`true`, the
-    /// default) or whoever asks first after a release wins (`false`).
+    /// default) or whoever asks first after a release wins (`false`). Default: `true`.
     ///
     /// Fair waiting keeps a queue of waiting permit ids in Redis, updated by the same
     /// script as the grant: a freed slot is kept for the waiters at the head of the queue,
@@ -318,7 +343,9 @@ impl Builder {
     }
 
     /// How long one request to a master may take, connecting included, before it counts as
-    /// failed. Must be under half the lease. Default: a quarter of the lease, at most 1 s.
+    /// failed (an [`Error::Redis`] that names this timeout). Must be above zero and under
+    /// half the lease, or `build()` returns [`Error::InvalidArgument`]. Default: a quarter
+    /// of the lease, at most 1 s (1 s with the default lease).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
         self
@@ -421,8 +448,34 @@ impl Builder {
     /// builder from [`AsyncSemaphore::open`], which takes the stored count and returns
     /// [`Error::NotFound`] when there is none.
     ///
-    /// Fails after the request timeout when fewer than a majority of the masters answer
-    /// (with one master: when it does not).
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`] at once, before any request: an empty or too long name,
+    ///   zero permits, no master, a URL that does not parse, a master given twice, a lease
+    ///   or request timeout out of range.
+    /// - [`Error::ConfigMismatch`]: the semaphore exists with another permit count or
+    ///   boundedness. [`Error::NotFound`]: a builder from `open` found no semaphore.
+    /// - [`Error::WrongType`]: one of its keys holds something this library did not write
+    ///   (nothing is changed).
+    /// - [`Error::Redis`] (one master) or [`Error::Quorum`] (several) after the request
+    ///   timeout when fewer than a majority of the masters answer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future leaves at most a created config behind (the
+    /// semaphore, with the count and boundedness asked for), as a finished `build()` does.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let sem = redis_semaphore::AsyncSemaphore::builder("reports", 3)
+    ///     .master("redis://127.0.0.1:6379")
+    ///     .lease(Duration::from_secs(30))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn build(self) -> Result<AsyncSemaphore, Error> {
         self.validate()?;
         let timeout = self.effective_request_timeout();

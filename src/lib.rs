@@ -57,5 +57,6 @@ pub const ACL_RULE_CLUSTER: &str = "resetkeys resetchannels -@all \
     +spublish +ssubscribe +sunsubscribe +cluster|slots +cluster|shards +readonly +ping \
     ~semaphore:* &semaphore:*";
 
-/// The re-exported `redis` crate, for [`redis::Client`] and [`redis::ConnectionInfo`].
+/// The re-exported `redis` crate, for [`redis::Client`](https://docs.rs/redis/1/redis/struct.Client.html) and
+/// [`redis::ConnectionInfo`](https://docs.rs/redis/1/redis/struct.ConnectionInfo.html) (give either to [`Builder::master`]).
 pub use redis;

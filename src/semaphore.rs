@@ -380,7 +380,12 @@ fn new_id() -> String {
 }
 
 impl AsyncSemaphore {
-    /// Starts building a semaphore called `name` with `permits` permits.
+    /// Starts building a semaphore called `name` with `permits` permits; see [`Builder`]
+    /// for the settings and their defaults. Nothing is checked or sent until
+    /// [`build`](Builder::build).
+    ///
+    /// The name is 1 to [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes (any bytes: it is
+    /// the hash tag of the semaphore's keys, `semaphore:{name}:*`), and `permits` at least 1.
     pub fn builder(name: impl Into<String>, permits: u32) -> Builder {
         Builder::new(name.into(), permits)
     }
@@ -439,10 +444,27 @@ impl AsyncSemaphore {
 
     /// Waits for one permit.
     ///
-    /// Errors from the masters are retried until a permit is granted, unless the
-    /// semaphore was built with [`raise_on_redis_errors(true)`](Builder::raise_on_redis_errors).
-    /// Errors that waiting cannot fix (a wrong key type, a mismatched permit count, a
-    /// missing ACL permission) are returned at once.
+    /// Waiters are served first come, first served across processes (see
+    /// [`Builder::fair`]). Masters that do not answer are retried, for at most the
+    /// [outage timeout](Builder::outage_timeout) (30 s by default) in a row.
+    ///
+    /// ```no_run
+    /// # async fn work() {}
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// let permit = sem.acquire().await?;
+    /// work().await;
+    /// permit.release().await?; // or drop it
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Outage`] when the masters did not answer for the outage timeout, or at
+    ///   once the master's [`Error::Redis`] ([`Error::Quorum`] on several) if the semaphore
+    ///   was built with [`raise_on_redis_errors(true)`](Builder::raise_on_redis_errors).
+    /// - At once, errors that waiting cannot fix: [`Error::ConfigMismatch`] (the
+    ///   semaphore's count or boundedness was changed), [`Error::WrongType`], and an
+    ///   [`Error::Redis`] such as a wrong password or a missing ACL permission.
     ///
     /// # Cancel safety
     ///
@@ -453,10 +475,21 @@ impl AsyncSemaphore {
         self.acquire_many(1).await
     }
 
-    /// Waits for `k` permits, held together under one guard.
+    /// Waits for `k` permits, held together under one guard (all `k` or none, never a
+    /// part of them while waiting for the rest).
     ///
-    /// `k` must be between 1 and the semaphore's permit count, or this returns
-    /// [`Error::InvalidArgument`] at once (a wait that could never end).
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// let two = sem.acquire_many(2).await?;
+    /// assert_eq!(two.permits(), 2);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] at once when `k` is 0 or more than the semaphore's
+    /// permit count (a wait that could never end); otherwise as for
+    /// [`acquire`](Self::acquire).
     ///
     /// # Cancel safety
     ///
@@ -469,16 +502,51 @@ impl AsyncSemaphore {
         }
     }
 
-    /// Takes one permit if one is free now; never waits.
+    /// Takes one permit if one is free now; never waits (one request, at most one request
+    /// timeout). On a fair semaphore it does not jump the queue: a permit kept for a
+    /// waiter is not free.
     ///
     /// Returns `Ok(None)` when every permit is held, and also when the master could not be
-    /// reached, unless the semaphore was built with `raise_on_redis_errors(true)`.
+    /// reached, unless the semaphore was built with
+    /// [`raise_on_redis_errors(true)`](Builder::raise_on_redis_errors), as in
+    /// pottery-semaphore; [`last_error`](Self::last_error) then says which master failed
+    /// and how.
+    ///
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// match sem.try_acquire().await? {
+    ///     Some(permit) => drop(permit), // ... work, then release ...
+    ///     None if sem.last_error().is_some() => eprintln!("the master is unreachable"),
+    ///     None => eprintln!("every permit is held"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`acquire`](Self::acquire), except that master errors are `Ok(None)` unless
+    /// raised; never [`Error::Outage`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire`](Self::acquire): a grant the dropped future may have been given is
+    /// released in the background.
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn try_acquire(&self) -> Result<Option<Permit>, Error> {
         self.try_acquire_many(1).await
     }
 
-    /// Takes `k` permits if that many are free now; never waits.
+    /// Takes `k` permits if that many are free now; never waits. See
+    /// [`try_acquire`](Self::try_acquire).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] at once when `k` is 0 or more than the permit count;
+    /// otherwise as for [`try_acquire`](Self::try_acquire).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire`](Self::acquire).
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn try_acquire_many(&self, k: u32) -> Result<Option<Permit>, Error> {
         self.acquire_inner(k, Wait::No).await
@@ -486,7 +554,23 @@ impl AsyncSemaphore {
 
     /// Waits up to `timeout` for one permit; `Ok(None)` if none came in time.
     ///
-    /// At least one attempt is made, even with a zero timeout.
+    /// At least one attempt is made, even with a zero timeout. A timeout too large to
+    /// represent waits without a limit.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// match sem.acquire_timeout(Duration::from_secs(2)).await? {
+    ///     Some(permit) => permit.release().await?,
+    ///     None => eprintln!("no permit within 2 s"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`acquire`](Self::acquire): an outage longer than the outage timeout is
+    /// [`Error::Outage`] even when `timeout` is longer.
     ///
     /// # Cancel safety
     ///
@@ -497,6 +581,16 @@ impl AsyncSemaphore {
     }
 
     /// Waits up to `timeout` for `k` permits; `Ok(None)` if they did not come in time.
+    /// See [`acquire_timeout`](Self::acquire_timeout).
+    ///
+    /// # Errors
+    ///
+    /// As for [`acquire_many`](Self::acquire_many) and
+    /// [`acquire_timeout`](Self::acquire_timeout).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire`](Self::acquire).
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn acquire_many_timeout(
         &self,
@@ -758,7 +852,29 @@ impl AsyncSemaphore {
     /// ([`Builder::bounded(false)`](Builder::bounded)) the excess adds permits to the
     /// semaphore, so [`value`](Self::value) can exceed [`initial_value`](Self::initial_value).
     ///
-    /// Returns [`Error::PermitLost`] if a released permit's lease had already passed.
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// sem.acquire().await?.detach(); // the handle holds it now, renewed
+    /// // ... later, anywhere the handle is ...
+    /// sem.release(1).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`] for `n == 0`; [`Error::Bounded`] as above (nothing is
+    ///   released).
+    /// - [`Error::PermitLost`] if a released permit's lease had already passed (the others
+    ///   are released all the same).
+    /// - [`Error::Redis`] / [`Error::Quorum`] when the masters cannot be reached; the
+    ///   permits taken off the handle are then released in the background (their leases
+    ///   end on their own if that fails too).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe in that nothing leaks: the permits are taken off the handle first, and
+    /// those not released yet when the future is dropped are released in the background.
+    /// An unbounded excess not yet added to the semaphore when it is dropped is not added.
     pub async fn release(&self, n: u32) -> Result<(), Error> {
         if n == 0 {
             return Err(Error::InvalidArgument("cannot release 0 permits".into()));
@@ -855,7 +971,27 @@ impl AsyncSemaphore {
         self.shared.core.releases.flush().await;
     }
 
-    /// Permits available now (free slots on the master; expired leases count as free).
+    /// Permits available now (free slots on the master; expired leases count as free),
+    /// like pottery-semaphore's `value`. On an unbounded semaphore it can exceed
+    /// [`initial_value`](Self::initial_value). A snapshot: another process may take or
+    /// free permits right after.
+    ///
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// println!("{} of {} permits free", sem.value().await?, sem.initial_value());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] / [`Error::Quorum`] when fewer than a majority of the masters
+    /// answer within the request timeout; [`Error::ConfigMismatch`] and
+    /// [`Error::WrongType`] as for [`acquire`](Self::acquire). Unlike an acquire, it
+    /// never retries.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (its script may reclaim expired leases, as any does).
     pub async fn value(&self) -> Result<u32, Error> {
         Ok(self.shared.core.quorum.status().await?.available)
     }
@@ -871,7 +1007,15 @@ impl AsyncSemaphore {
         self.shared.core.quorum.permits()
     }
 
-    /// True when no permit is available now.
+    /// True when no permit is available now: [`value`](Self::value) is 0.
+    ///
+    /// # Errors
+    ///
+    /// As for [`value`](Self::value).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`value`](Self::value).
     pub async fn locked(&self) -> Result<bool, Error> {
         Ok(self.value().await? == 0)
     }
@@ -881,7 +1025,7 @@ impl AsyncSemaphore {
         &self.shared.name
     }
 
-    /// The lease of every permit this handle grants.
+    /// The lease of every permit this handle grants ([`Builder::lease`], 10 s by default).
     pub fn lease(&self) -> Duration {
         self.shared.core.lease
     }
