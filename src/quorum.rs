@@ -567,7 +567,7 @@ impl Quorum {
             .iter()
             .filter_map(|m| m.health().error())
             .collect();
-        errors.sort_by(|a, b| b.at.cmp(&a.at));
+        errors.sort_by_key(|e| std::cmp::Reverse(e.at));
         errors
     }
 
