@@ -39,6 +39,24 @@ pub struct HeldOn {
 impl AsyncSemaphore {
     /// Who holds the semaphore now, lowest slot first, with each master's view. Needs a
     /// majority of the masters to answer.
+    ///
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// for holder in sem.holders().await? {
+    ///     println!("{} holds {:?} (token {})", holder.id, holder.slots, holder.fencing_token);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] / [`Error::Quorum`] when fewer than a majority of the masters
+    /// answer within the request timeout; [`Error::WrongType`] when a key of the semaphore
+    /// holds something else.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn holders(&self) -> Result<Vec<Holder>, Error> {
         let quorum = &self.shared().core.quorum;
         let held = quorum.holders().await?;
@@ -96,6 +114,19 @@ impl AsyncSemaphore {
     /// old count get [`Error::ConfigMismatch`] at their next call, this one takes the new
     /// count. Lowering it does not take permits away: holders past the new count keep
     /// their permits until they release them, and only slots below it are granted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for 0 or a count past `u32::MAX` with the permits added
+    /// by unbounded releases;
+    /// [`Error::Redis`] / [`Error::Quorum`] when fewer than a majority of the masters
+    /// answer within the request timeout; [`Error::WrongType`] when a key of the semaphore
+    /// holds something else.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, the change may or may not have been made on each master,
+    /// and this handle keeps its old count until a call completes: call it again.
     pub async fn set_permits(&self, n: u32) -> Result<(), Error> {
         if n == 0 {
             return Err(Error::InvalidArgument(
@@ -109,6 +140,17 @@ impl AsyncSemaphore {
     /// Releases the permit with id `id`, whoever holds it (an operator's fix for a holder
     /// that is stuck but still renewing). Returns the number of slots freed (0: no such
     /// permit). The holder finds its permit lost at its next renewal.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] / [`Error::Quorum`] when fewer than a majority of the masters
+    /// answer within the request timeout; [`Error::WrongType`] when a key of the semaphore
+    /// holds something else.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, the release may or may not have been done: call it again
+    /// (releasing a permit that is gone frees nothing).
     pub async fn release_holder(&self, id: &str) -> Result<u32, Error> {
         self.shared()
             .core
@@ -120,6 +162,17 @@ impl AsyncSemaphore {
     /// Deletes the semaphore: its stored count, its token counter and every lease. Holders
     /// lose their permits at their next renewal; a handle's next call creates the
     /// semaphore again with its own count. Returns whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] / [`Error::Quorum`] when fewer than a majority of the masters
+    /// answer within the request timeout; [`Error::WrongType`] when a key of the semaphore
+    /// holds something else.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, some masters may have deleted the semaphore and others
+    /// not: call it again.
     pub async fn delete(&self) -> Result<bool, Error> {
         self.shared().core.quorum.delete().await
     }

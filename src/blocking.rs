@@ -200,6 +200,13 @@ impl Builder {
         }
     }
 
+    /// See [`crate::Builder::outage_timeout`].
+    pub fn outage_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
+        Builder {
+            inner: self.inner.outage_timeout(timeout),
+        }
+    }
+
     /// See [`crate::Builder::request_timeout`].
     pub fn request_timeout(self, timeout: Duration) -> Self {
         Builder {
@@ -208,6 +215,11 @@ impl Builder {
     }
 
     /// Starts the runtime thread, then does what [`crate::Builder::build`] does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::Builder::build`]; [`Error::InvalidArgument`] also if the runtime
+    /// thread cannot be started.
     ///
     /// # Panics
     ///
@@ -223,7 +235,31 @@ impl Builder {
 }
 
 /// A distributed counting semaphore for synchronous code: the blocking twin of
-/// [`AsyncSemaphore`](crate::AsyncSemaphore), with the same methods. Cheap to clone.
+/// [`AsyncSemaphore`](crate::AsyncSemaphore), with the same methods, defaults, limits and
+/// errors. Cheap to clone; every clone shares the runtime thread.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use redis_semaphore::blocking::Semaphore;
+///
+/// let sem = Semaphore::builder("reports", 3)
+///     .master("redis://127.0.0.1:6379")
+///     .build()?;
+/// let permit = sem.acquire()?;
+/// // ... at most 3 holders, on any machine, run this at once ...
+/// permit.release()?;
+///
+/// match sem.acquire_timeout(Duration::from_secs(2))? {
+///     Some(permit) => drop(permit), // released when drop returns
+///     None => eprintln!("no permit within 2 s"),
+/// }
+/// # Ok::<(), redis_semaphore::Error>(())
+/// ```
+///
+/// # Panics
+///
+/// Every blocking method panics if called from inside an async runtime (see the
+/// [module docs](self)).
 #[derive(Clone)]
 pub struct Semaphore {
     inner: crate::AsyncSemaphore,
@@ -276,6 +312,11 @@ impl Semaphore {
 
     /// Blocks until one permit is granted. See [`crate::AsyncSemaphore::acquire`].
     ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::acquire`]: [`Error::Outage`] after the outage
+    /// timeout (30 s by default) without an answer from the masters.
+    ///
     /// # Panics
     ///
     /// If called from inside an async runtime.
@@ -287,6 +328,14 @@ impl Semaphore {
     }
 
     /// Blocks until `k` permits are granted together.
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::acquire_many`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn acquire_many(&self, k: u32) -> Result<Permit, Error> {
@@ -297,6 +346,14 @@ impl Semaphore {
     }
 
     /// Takes one permit if one is free now; never waits.
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::try_acquire`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn try_acquire(&self) -> Result<Option<Permit>, Error> {
@@ -307,6 +364,14 @@ impl Semaphore {
     }
 
     /// Takes `k` permits if that many are free now; never waits.
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::try_acquire_many`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn try_acquire_many(&self, k: u32) -> Result<Option<Permit>, Error> {
@@ -317,6 +382,14 @@ impl Semaphore {
     }
 
     /// Blocks up to `timeout` for one permit; `Ok(None)` if none came in time.
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::acquire_timeout`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Permit>, Error> {
@@ -327,6 +400,14 @@ impl Semaphore {
     }
 
     /// Blocks up to `timeout` for `k` permits; `Ok(None)` if they did not come in time.
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::acquire_many_timeout`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     #[track_caller]
     pub fn acquire_many_timeout(&self, k: u32, timeout: Duration) -> Result<Option<Permit>, Error> {
@@ -337,6 +418,14 @@ impl Semaphore {
     }
 
     /// Releases `n` detached permits. See [`crate::AsyncSemaphore::release`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::release`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[track_caller]
     pub fn release(&self, n: u32) -> Result<(), Error> {
         self.run("Semaphore::release", |s| async move { s.release(n).await })
@@ -358,24 +447,56 @@ impl Semaphore {
     }
 
     /// Permits available now.
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::value`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[track_caller]
     pub fn value(&self) -> Result<u32, Error> {
         self.run("Semaphore::value", |s| async move { s.value().await })
     }
 
     /// True when no permit is available now.
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::locked`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[track_caller]
     pub fn locked(&self) -> Result<bool, Error> {
         self.run("Semaphore::locked", |s| async move { s.locked().await })
     }
 
     /// Who holds the semaphore now. See [`crate::AsyncSemaphore::holders`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::holders`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[track_caller]
     pub fn holders(&self) -> Result<Vec<crate::Holder>, Error> {
         self.run("Semaphore::holders", |s| async move { s.holders().await })
     }
 
     /// Changes the permit count. See [`crate::AsyncSemaphore::set_permits`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::set_permits`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[track_caller]
     pub fn set_permits(&self, n: u32) -> Result<(), Error> {
         self.run("Semaphore::set_permits", |s| async move {
@@ -384,6 +505,14 @@ impl Semaphore {
     }
 
     /// Releases someone else's permit. See [`crate::AsyncSemaphore::release_holder`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::release_holder`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[track_caller]
     pub fn release_holder(&self, id: &str) -> Result<u32, Error> {
         let id = id.to_string();
@@ -393,6 +522,14 @@ impl Semaphore {
     }
 
     /// Deletes the semaphore. See [`crate::AsyncSemaphore::delete`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::AsyncSemaphore::delete`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[track_caller]
     pub fn delete(&self) -> Result<bool, Error> {
         self.run("Semaphore::delete", |s| async move { s.delete().await })
@@ -411,6 +548,23 @@ impl Semaphore {
     /// The lease of every permit this handle grants.
     pub fn lease(&self) -> Duration {
         self.inner.lease()
+    }
+
+    /// The latest failure of a master that has not answered since. See
+    /// [`crate::AsyncSemaphore::last_error`].
+    pub fn last_error(&self) -> Option<crate::MasterError> {
+        self.inner.last_error()
+    }
+
+    /// Every master that failed and has not answered since. See
+    /// [`crate::AsyncSemaphore::master_errors`].
+    pub fn master_errors(&self) -> Vec<crate::MasterError> {
+        self.inner.master_errors()
+    }
+
+    /// Whether the semaphore is bounded. See [`crate::AsyncSemaphore::bounded`].
+    pub fn bounded(&self) -> bool {
+        self.inner.bounded()
     }
 }
 
@@ -441,8 +595,16 @@ impl Permit {
             .expect("a blocking permit holds its permit until dropped")
     }
 
-    /// Releases the permit and waits for the master; [`Error::PermitLost`] if the lease
-    /// had passed first.
+    /// Releases the permit and waits for the master.
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::Permit::release`]: [`Error::PermitLost`] if the lease had passed
+    /// first.
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[track_caller]
     pub fn release(mut self) -> Result<(), Error> {
         assert_not_async("Permit::release");
@@ -453,7 +615,12 @@ impl Permit {
         self.runtime.run(permit.release())
     }
 
-    /// Blocks up to `timeout` for the lease to be lost; true if it was.
+    /// Blocks up to `timeout` for the lease to be lost; true if it was (or if the runtime
+    /// thread is gone).
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime.
     #[track_caller]
     pub fn wait_lost(&self, timeout: Duration) -> bool {
         assert_not_async("Permit::wait_lost");

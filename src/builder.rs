@@ -9,14 +9,25 @@ use crate::quorum::Quorum;
 use crate::semaphore::AsyncSemaphore;
 use crate::shutdown::Releases;
 
-/// Longest semaphore name accepted, in bytes: every request carries it four times.
+/// Longest semaphore name accepted, in bytes (1024): every request carries it four times.
 pub const MAX_NAME_LEN: usize = 1024;
 
-/// Longest lease accepted: one day.
+/// Longest lease accepted: one day ([`Builder::lease`]).
 pub const MAX_LEASE: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Something that names a master: a URL (`&str`, `String`), a [`redis::Client`] or a
-/// [`redis::ConnectionInfo`].
+/// Shortest lease accepted: 10 ms. A renewal every lease / 3 must fit a round trip.
+pub const MIN_LEASE: Duration = Duration::from_millis(10);
+
+/// The lease of a permit unless [`Builder::lease`] says otherwise: 10 s.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+/// How long a waiting acquire rides out masters that do not answer before it returns
+/// [`Error::Outage`], unless [`Builder::outage_timeout`] says otherwise: 30 s.
+pub const DEFAULT_OUTAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Something that names a master: a URL (`&str`, `String`), a [`redis::Client`](https://docs.rs/redis/1/redis/struct.Client.html) or
+/// a [`redis::ConnectionInfo`](https://docs.rs/redis/1/redis/struct.ConnectionInfo.html) (the `redis` crate is re-exported as
+/// `redis_semaphore::redis`).
 pub trait IntoMaster {
     /// Turns `self` into a client, or says why it cannot.
     fn into_client(self) -> redis::RedisResult<redis::Client>;
@@ -36,19 +47,76 @@ impl IntoMaster for redis::ConnectionInfo {
 
 impl IntoMaster for &str {
     fn into_client(self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self)
+        open_url(self)
     }
 }
 
 impl IntoMaster for String {
     fn into_client(self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self)
+        open_url(&self)
     }
 }
 
 impl IntoMaster for &String {
     fn into_client(self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self.as_str())
+        open_url(self)
+    }
+}
+
+/// The URLs redis-rs accepts, as a bad one's error lists them.
+const URL_FORMS: &str = "redis://[user[:password]@]host[:port][/db], \
+    rediss://... (TLS, feature `tls`), valkey://... and valkeys://... alike, or a Unix \
+    socket: redis+unix:///path/to/socket, unix:///path/to/socket (also valkey+unix://; \
+    options ?db=N&user=U&pass=P)";
+
+/// A client for `url`, or an error that shows the URL (its password hidden), what is
+/// wrong with it and the accepted forms.
+fn open_url(url: &str) -> redis::RedisResult<redis::Client> {
+    redis::Client::open(url).map_err(|error| {
+        let text = error.to_string();
+        let why = match error.detail() {
+            Some(detail) => detail.to_string(),
+            // "Redis URL did not parse - InvalidClientConfig": the first part says it.
+            None => text.split(" - ").next().unwrap_or(&text).to_string(),
+        };
+        redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "not a valid Redis URL",
+            format!(
+                "{:?} ({why}); the accepted forms are {URL_FORMS}",
+                hide_password(url)
+            ),
+        ))
+    })
+}
+
+/// `url` with the password of its user part, if any, replaced by `***`.
+fn hide_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+/// A master's configuration error as the builder reports it: our own detail (a bad URL's),
+/// without redis-rs's kind in the middle.
+fn describe(error: &redis::RedisError) -> String {
+    match error.detail() {
+        Some(detail) if error.kind() == redis::ErrorKind::InvalidClientConfig => detail.to_string(),
+        _ => error.to_string(),
     }
 }
 
@@ -87,6 +155,7 @@ pub struct Builder {
     raise_on_redis_errors: bool,
     fair: bool,
     request_timeout: Option<Duration>,
+    outage_timeout: Option<Duration>,
     /// Built by `AsyncSemaphore::open`: take the stored permit count.
     adopt: bool,
 }
@@ -109,6 +178,7 @@ impl fmt::Debug for Builder {
             .field("bounded", &self.bounded)
             .field("raise_on_redis_errors", &self.raise_on_redis_errors)
             .field("request_timeout", &self.effective_request_timeout())
+            .field("outage_timeout", &self.outage_timeout)
             .finish()
     }
 }
@@ -127,17 +197,25 @@ impl Builder {
             name,
             permits,
             masters: Vec::new(),
-            lease: Duration::from_secs(10),
+            lease: DEFAULT_LEASE,
             bounded: true,
             raise_on_redis_errors: false,
             fair: true,
             request_timeout: None,
+            outage_timeout: Some(DEFAULT_OUTAGE_TIMEOUT),
             adopt: false,
         }
     }
 
-    /// Adds a master: a URL such as `redis://user:pass@host:6379/0`, a [`redis::Client`] or
-    /// a [`redis::ConnectionInfo`]. A URL that does not parse is reported by `build()`.
+    /// Adds a master: a URL such as `redis://user:pass@host:6379/0`, a
+    /// [`redis::Client`](https://docs.rs/redis/1/redis/struct.Client.html) or a [`redis::ConnectionInfo`](https://docs.rs/redis/1/redis/struct.ConnectionInfo.html).
+    ///
+    /// The URL forms are those of redis-rs: `redis://[user[:password]@]host[:port][/db]`
+    /// (port 6379 and database 0 by default), `rediss://` for TLS (feature `tls`),
+    /// `valkey://` and `valkeys://` alike, and a Unix socket as
+    /// `redis+unix:///path/to/socket` or `unix:///path/to/socket` (options
+    /// `?db=N&user=U&pass=P`). A URL that does not parse is reported by `build()` as
+    /// [`Error::InvalidArgument`], which shows the URL (its password hidden) and these forms.
     ///
     /// Call it once for one master, or once per master for several independent masters
     /// (not replicas of each other): each permit slot is then a Redlock mutex, held while a
@@ -154,7 +232,7 @@ impl Builder {
             master
                 .into_client()
                 .map(|client| Spec::Server(Box::new(client)))
-                .map_err(|e| e.to_string()),
+                .map_err(|e| describe(&e)),
         );
         self
     }
@@ -190,7 +268,7 @@ impl Builder {
         self.masters.push(match nodes {
             Ok(nodes) if nodes.is_empty() => Err("a cluster needs at least one node".into()),
             Ok(nodes) => Ok(Spec::Cluster(nodes)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(describe(&e)),
         });
         self
     }
@@ -210,29 +288,46 @@ impl Builder {
     }
 
     /// How long a permit's lease lasts without renewal; renewals run every `lease / 3`.
-    /// A holder that crashes gives its permits back within one lease. Default: 10 s.
+    /// A holder that crashes gives its permits back within one lease. Default:
+    /// [`DEFAULT_LEASE`] (10 s); at least [`MIN_LEASE`] (10 ms), at most [`MAX_LEASE`] (one
+    /// day), and more than twice the request timeout, or `build()` returns
+    /// [`Error::InvalidArgument`].
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
     /// Whether [`AsyncSemaphore::release`] of more permits than the handle holds is an
-    /// error (`true`) or adds permits (`false`). Default: `true`.
+    /// error (`true`, [`Error::Bounded`]) or adds permits (`false`). Default: `true`.
+    ///
+    /// It is stored with the semaphore when the semaphore is created, like the permit
+    /// count: a handle built with the other setting gets [`Error::ConfigMismatch`] from
+    /// `build()`, and a handle from [`AsyncSemaphore::open`] takes the stored one (this
+    /// setter does not matter there). A semaphore created by a version that did not store
+    /// it counts as bounded. To change it, [`delete`](AsyncSemaphore::delete) the semaphore
+    /// and build it anew.
     pub fn bounded(mut self, bounded: bool) -> Self {
         self.bounded = bounded;
         self
     }
 
     /// Whether an acquire that fails because the master errored (not because permits were
-    /// taken) returns the error (`true`) or keeps trying until its own time limit
-    /// (`false`, as pottery-semaphore does). Default: `false`.
+    /// taken) returns the error at once (`true`) or keeps trying (`false`, as
+    /// pottery-semaphore does). Default: `false`.
+    ///
+    /// With `false`, a [`try_acquire`](AsyncSemaphore::try_acquire) on an unreachable
+    /// master returns `Ok(None)` as if every permit were held ([`AsyncSemaphore::last_error`]
+    /// tells the two apart), and a waiting acquire keeps trying until its own time limit or
+    /// the [outage timeout](Self::outage_timeout) (30 s by default), whichever comes first.
+    /// Errors that waiting cannot fix (a wrong password, a missing ACL permission, a key of
+    /// another type) are returned at once either way.
     pub fn raise_on_redis_errors(mut self, raise: bool) -> Self {
         self.raise_on_redis_errors = raise;
         self
     }
 
     /// Whether waiters are served first come, first served across processes (`true`, the
-    /// default) or whoever asks first after a release wins (`false`).
+    /// default) or whoever asks first after a release wins (`false`). Default: `true`.
     ///
     /// Fair waiting keeps a queue of waiting permit ids in Redis, updated by the same
     /// script as the grant: a freed slot is kept for the waiters at the head of the queue,
@@ -248,9 +343,44 @@ impl Builder {
     }
 
     /// How long one request to a master may take, connecting included, before it counts as
-    /// failed. Must be under half the lease. Default: a quarter of the lease, at most 1 s.
+    /// failed (an [`Error::Redis`] that names this timeout). Must be above zero and under
+    /// half the lease, or `build()` returns [`Error::InvalidArgument`]. Default: a quarter
+    /// of the lease, at most 1 s (1 s with the default lease).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// How long a waiting acquire ([`acquire`](AsyncSemaphore::acquire),
+    /// [`acquire_timeout`](AsyncSemaphore::acquire_timeout) and their `_many` forms) keeps
+    /// trying while the masters do not answer, before it returns [`Error::Outage`] with the
+    /// last error. `None` waits through any outage, as pottery-semaphore does. Default:
+    /// [`DEFAULT_OUTAGE_TIMEOUT`] (30 s).
+    ///
+    /// The outage is counted from the first attempt that got no answer (from a majority,
+    /// on several masters) and ends at the first that got one; while it lasts, the waiters
+    /// of one handle share it, so a queue of waiters gives up together rather than one
+    /// bound after another. A [`try_acquire`](AsyncSemaphore::try_acquire) never waits
+    /// and still returns `Ok(None)`; [`AsyncSemaphore::last_error`] tells why. With
+    /// [`raise_on_redis_errors(true)`](Self::raise_on_redis_errors) every acquire returns
+    /// the first error at once and this bound does not apply.
+    ///
+    /// Why 30 s by default: long enough to ride out what is routine (a restart, a
+    /// Sentinel or cluster failover, a network blip), short enough that a service whose
+    /// Redis is gone finds out, instead of a task that waits forever and says nothing.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// let sem = redis_semaphore::AsyncSemaphore::builder("reports", 3)
+    ///     .master("redis://127.0.0.1:6379")
+    ///     .outage_timeout(Duration::from_secs(5)) // or None: wait through any outage
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn outage_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.outage_timeout = timeout.into();
         self
     }
 
@@ -288,9 +418,9 @@ impl Builder {
                 ));
             }
         }
-        if self.lease < Duration::from_millis(10) {
+        if self.lease < MIN_LEASE {
             return invalid(format!(
-                "lease {:?} is too short; the least is 10 ms",
+                "lease {:?} is too short; the least is {MIN_LEASE:?}",
                 self.lease
             ));
         }
@@ -318,8 +448,34 @@ impl Builder {
     /// builder from [`AsyncSemaphore::open`], which takes the stored count and returns
     /// [`Error::NotFound`] when there is none.
     ///
-    /// Fails after the request timeout when fewer than a majority of the masters answer
-    /// (with one master: when it does not).
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`] at once, before any request: an empty or too long name,
+    ///   zero permits, no master, a URL that does not parse, a master given twice, a lease
+    ///   or request timeout out of range.
+    /// - [`Error::ConfigMismatch`]: the semaphore exists with another permit count or
+    ///   boundedness. [`Error::NotFound`]: a builder from `open` found no semaphore.
+    /// - [`Error::WrongType`]: one of its keys holds something this library did not write
+    ///   (nothing is changed).
+    /// - [`Error::Redis`] (one master) or [`Error::Quorum`] (several) after the request
+    ///   timeout when fewer than a majority of the masters answer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future leaves at most a created config behind (the
+    /// semaphore, with the count and boundedness asked for), as a finished `build()` does.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let sem = redis_semaphore::AsyncSemaphore::builder("reports", 3)
+    ///     .master("redis://127.0.0.1:6379")
+    ///     .lease(Duration::from_secs(30))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn build(self) -> Result<AsyncSemaphore, Error> {
         self.validate()?;
         let timeout = self.effective_request_timeout();
@@ -332,18 +488,18 @@ impl Builder {
             });
         }
         let releases = Releases::new(masters.clone(), self.name.clone());
-        let mut quorum = Quorum::new(masters, &self.name, self.permits);
+        let mut quorum = Quorum::new(masters, &self.name, self.permits, self.bounded);
         let status = quorum.status().await?;
         if self.adopt {
-            quorum = quorum.with_permits(status.permits);
+            quorum = quorum.adopting(&status);
         }
         Ok(AsyncSemaphore::from_parts(
             quorum,
             releases,
             self.name,
             self.lease,
-            self.bounded,
             self.raise_on_redis_errors,
+            self.outage_timeout,
             self.fair,
         ))
     }
@@ -378,6 +534,18 @@ mod tests {
         assert!(invalid(ok().lease(Duration::MAX)).contains("too long"));
         assert!(invalid(ok().request_timeout(Duration::from_secs(6))).contains("half the lease"));
         assert!(invalid(ok().request_timeout(Duration::ZERO)).contains("above zero"));
+    }
+
+    #[test]
+    fn hides_the_password_of_a_url() {
+        assert_eq!(
+            hide_password("redis://u:secret@h:1/0"),
+            "redis://u:***@h:1/0"
+        );
+        assert_eq!(hide_password("redis://:secret@h"), "redis://:***@h");
+        assert_eq!(hide_password("redis://u@h"), "redis://u@h");
+        assert_eq!(hide_password("redis://h/a@b"), "redis://h/a@b");
+        assert_eq!(hide_password("not a url"), "not a url");
     }
 
     #[test]

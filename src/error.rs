@@ -32,7 +32,10 @@ pub enum Error {
     },
 
     /// `release(n)` on a bounded semaphore asked to release more permits than the handle holds.
-    #[error("bounded semaphore: release of {requested} permits, but this handle holds {held}")]
+    #[error(
+        "bounded semaphore: release of {requested} {}, but this handle holds {held}",
+        permits(*.requested)
+    )]
     Bounded {
         /// Permits the handle held (detached permits not yet released).
         held: u32,
@@ -55,17 +58,37 @@ pub enum Error {
         id: String,
     },
 
-    /// The semaphore exists with another permit count than this handle was built with.
-    #[error(
-        "semaphore exists with {stored} permits, this handle asked for {requested}; \
-         build the handle with the stored count (or with AsyncSemaphore::open), or change \
-         it with set_permits({requested})"
-    )]
+    /// The semaphore exists with another permit count, or another boundedness, than this
+    /// handle was built with. Both are stored with the semaphore when it is created, so
+    /// every handle of one semaphore agrees on them.
+    #[error("{}", Mismatch { stored: *.stored, requested: *.requested, stored_bounded: *.stored_bounded, requested_bounded: *.requested_bounded })]
+    #[non_exhaustive]
     ConfigMismatch {
         /// The count stored with the semaphore.
         stored: u32,
         /// The count this handle was built with.
         requested: u32,
+        /// Whether the semaphore is stored as bounded ([`Builder::bounded`](crate::Builder::bounded)).
+        /// A semaphore created by a version that did not store it counts as bounded.
+        stored_bounded: bool,
+        /// Whether this handle was built bounded.
+        requested_bounded: bool,
+    },
+
+    /// A waiting acquire gave up: the masters did not answer (too few of them, on several)
+    /// for longer than the outage timeout ([`Builder::outage_timeout`](crate::Builder::outage_timeout)),
+    /// while the semaphore does not raise master errors at once
+    /// ([`Builder::raise_on_redis_errors`](crate::Builder::raise_on_redis_errors)).
+    #[error(
+        "gave up after {lasted:?} without an answer from the masters (the outage timeout, \
+         Builder::outage_timeout); the last error: {error}"
+    )]
+    Outage {
+        /// How long the masters had not answered when the acquire gave up.
+        lasted: std::time::Duration,
+        /// The last attempt's error: [`Error::Redis`] or [`Error::Quorum`].
+        #[source]
+        error: Box<Error>,
     },
 
     /// An argument can never work (zero permits, empty name, no master, `k > N`...).
@@ -85,6 +108,62 @@ pub enum Error {
     /// The blocking facade's runtime thread is gone (it panicked or was shut down).
     #[error("the blocking runtime thread has stopped")]
     RuntimeStopped,
+}
+
+/// "permit" or "permits".
+pub(crate) fn permits(n: u32) -> &'static str {
+    if n == 1 { "permit" } else { "permits" }
+}
+
+fn boundedness(bounded: bool) -> &'static str {
+    if bounded { "bounded" } else { "unbounded" }
+}
+
+/// [`Error::ConfigMismatch`]'s message: what differs, and the ways out.
+struct Mismatch {
+    stored: u32,
+    requested: u32,
+    stored_bounded: bool,
+    requested_bounded: bool,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Mismatch {
+            stored,
+            requested,
+            stored_bounded,
+            requested_bounded,
+        } = *self;
+        if stored_bounded == requested_bounded {
+            return write!(
+                f,
+                "semaphore exists with {stored} {}, this handle asked for {requested}; build \
+                 the handle with the stored count (or with AsyncSemaphore::open), or change it \
+                 with set_permits({requested})",
+                permits(stored)
+            );
+        }
+        let (stored_b, requested_b) = (boundedness(stored_bounded), boundedness(requested_bounded));
+        if stored == requested {
+            write!(
+                f,
+                "semaphore exists {stored_b} (with {stored} {}), this handle asked for \
+                 {requested_b}; build the handle with .bounded({stored_bounded}) (or with \
+                 AsyncSemaphore::open), or delete the semaphore to make it anew",
+                permits(stored)
+            )
+        } else {
+            write!(
+                f,
+                "semaphore exists {stored_b} with {stored} {}, this handle asked for \
+                 {requested_b} with {requested}; build the handle with .bounded({stored_bounded}) \
+                 and {stored} {} (or with AsyncSemaphore::open)",
+                permits(stored),
+                permits(stored)
+            )
+        }
+    }
 }
 
 /// One master's failure, as listed in [`Error::Quorum`].
@@ -134,6 +213,7 @@ impl Error {
             Error::Quorum { failures, .. } => {
                 !failures.is_empty() && failures.iter().all(|f| f.error.is_transient())
             }
+            Error::Outage { .. } => true,
             _ => false,
         }
     }

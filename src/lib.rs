@@ -3,6 +3,7 @@
 mod admin;
 mod builder;
 mod error;
+mod health;
 mod lease;
 mod lua;
 mod master;
@@ -17,8 +18,11 @@ mod wake;
 pub mod blocking;
 
 pub use admin::{HeldOn, Holder};
-pub use builder::{Builder, IntoMaster, MAX_LEASE, MAX_NAME_LEN};
+pub use builder::{
+    Builder, DEFAULT_LEASE, DEFAULT_OUTAGE_TIMEOUT, IntoMaster, MAX_LEASE, MAX_NAME_LEN, MIN_LEASE,
+};
 pub use error::{Error, MasterFailure, Result};
+pub use health::MasterError;
 pub use permit::Permit;
 pub use semaphore::AsyncSemaphore;
 pub use wait::WAITER_LEASE;
@@ -53,5 +57,6 @@ pub const ACL_RULE_CLUSTER: &str = "resetkeys resetchannels -@all \
     +spublish +ssubscribe +sunsubscribe +cluster|slots +cluster|shards +readonly +ping \
     ~semaphore:* &semaphore:*";
 
-/// The re-exported `redis` crate, for [`redis::Client`] and [`redis::ConnectionInfo`].
+/// The re-exported `redis` crate, for [`redis::Client`](https://docs.rs/redis/1/redis/struct.Client.html) and
+/// [`redis::ConnectionInfo`](https://docs.rs/redis/1/redis/struct.ConnectionInfo.html) (give either to [`Builder::master`]).
 pub use redis;

@@ -13,7 +13,7 @@
 
 use std::sync::LazyLock;
 
-use redis::{Script, ToRedisArgs};
+use redis::{RedisWrite, Script, ToRedisArgs};
 
 /// One script in its two forms, publishing with `PUBLISH` (a plain server) or `SPUBLISH`
 /// (a cluster).
@@ -52,7 +52,8 @@ pub(crate) mod code {
     pub(crate) const WRONG_TYPE: &str = "SEMWRONGTYPE";
     /// A handle adopting the stored count found no semaphore.
     pub(crate) const NOT_FOUND: &str = "SEMNOTFOUND";
-    /// The stored permit count differs from the handle's; the detail is the stored one.
+    /// The stored permit count or boundedness differs from the handle's; the detail is the
+    /// stored count and boundedness (`3 1`).
     pub(crate) const CONFIG: &str = "SEMCONFIG";
     /// A permit count past the most a client can count.
     pub(crate) const LIMIT: &str = "SEMLIMIT";
@@ -135,6 +136,28 @@ pub(crate) fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// The caller's configuration, every script's `ARGV[1]`: its permit count, negative for an
+/// unbounded handle; 0 adopts the stored configuration (a handle from `open`, before it
+/// has read it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caller {
+    pub(crate) permits: u32,
+    pub(crate) bounded: bool,
+}
+
+impl Caller {
+    fn wire(self) -> i64 {
+        let permits = i64::from(self.permits);
+        if self.bounded { permits } else { -permits }
+    }
+}
+
+impl ToRedisArgs for Caller {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        self.wire().write_redis_args(out);
+    }
+}
+
 /// How an acquire treats a fair semaphore's waiter queue (`acquire.lua`'s `queue`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Queue {
@@ -149,7 +172,7 @@ pub(crate) enum Queue {
 /// `acquire.lua`'s ARGV.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AcquireArgs<'a> {
-    pub(crate) permits: u32,
+    pub(crate) caller: Caller,
     pub(crate) id: &'a str,
     pub(crate) k: u32,
     pub(crate) lease_ms: u64,
@@ -166,7 +189,7 @@ pub(crate) struct AcquireArgs<'a> {
 impl AcquireArgs<'_> {
     pub(crate) fn args(&self) -> Args {
         args![
-            self.permits,
+            self.caller,
             self.id,
             self.k,
             self.lease_ms,
@@ -216,7 +239,7 @@ impl Acquired {
 /// `hold.lua`'s ARGV. The reply is the slots held afterwards ([`slots_of`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HoldArgs<'a> {
-    pub(crate) permits: u32,
+    pub(crate) caller: Caller,
     pub(crate) id: &'a str,
     pub(crate) lease_ms: u64,
     pub(crate) token: u64,
@@ -228,7 +251,7 @@ pub(crate) struct HoldArgs<'a> {
 impl HoldArgs<'_> {
     pub(crate) fn args(&self) -> Args {
         args![
-            self.permits,
+            self.caller,
             self.id,
             self.lease_ms,
             self.token,
@@ -242,7 +265,7 @@ impl HoldArgs<'_> {
 /// `release.lua`'s ARGV. The reply is the number of slots freed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReleaseArgs<'a> {
-    pub(crate) permits: u32,
+    pub(crate) caller: Caller,
     pub(crate) id: &'a str,
     pub(crate) line: &'a str,
     pub(crate) leave: bool,
@@ -253,7 +276,7 @@ pub(crate) struct ReleaseArgs<'a> {
 impl ReleaseArgs<'_> {
     pub(crate) fn args(&self) -> Args {
         args![
-            self.permits,
+            self.caller,
             self.id,
             self.line,
             u8::from(self.leave),
@@ -263,19 +286,19 @@ impl ReleaseArgs<'_> {
 }
 
 /// `status.lua`'s ARGV; its reply is a [`Status`].
-pub(crate) fn status_args(permits: u32, list: bool) -> Args {
-    args![permits, u8::from(list)]
+pub(crate) fn status_args(caller: Caller, list: bool) -> Args {
+    args![caller, u8::from(list)]
 }
 
 /// `holders.lua`'s ARGV; its reply is parsed by `quorum::parse_holders`.
-pub(crate) fn holders_args(permits: u32) -> Args {
-    args![permits]
+pub(crate) fn holders_args(caller: Caller) -> Args {
+    args![caller]
 }
 
 /// `grow.lua`'s and `resize.lua`'s ARGV: the caller's count and `n`. The reply is the
 /// new limit.
-pub(crate) fn count_args(permits: u32, n: u32) -> Args {
-    args![permits, n]
+pub(crate) fn count_args(caller: Caller, n: u32) -> Args {
+    args![caller, n]
 }
 
 /// What the status script reports.
@@ -286,6 +309,8 @@ pub(crate) struct Status {
     pub(crate) held: u32,
     /// The stored permit count.
     pub(crate) permits: u32,
+    /// Whether the semaphore is stored as bounded.
+    pub(crate) bounded: bool,
     /// The held slots, when they were asked for.
     pub(crate) slots: Vec<u32>,
 }
@@ -293,11 +318,20 @@ pub(crate) struct Status {
 impl Status {
     pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
         match reply {
-            [available, limit, held, _wait, permits, slots @ ..] => Some(Status {
+            [
+                available,
+                limit,
+                held,
+                _wait,
+                permits,
+                bounded @ (0 | 1),
+                slots @ ..,
+            ] => Some(Status {
                 available: u32::try_from(*available).ok()?,
                 limit: u32::try_from(*limit).ok()?,
                 held: u32::try_from(*held).ok()?,
                 permits: u32::try_from(*permits).ok()?,
+                bounded: *bounded == 1,
                 slots: slots_of(slots)?,
             }),
             _ => None,
@@ -399,26 +433,31 @@ mod tests {
         assert_eq!(Acquired::parse(&[1, 7, 1000]), None);
         assert_eq!(Acquired::parse(&[1, -7, 1000, 1]), None);
         assert_eq!(
-            Status::parse(&[1, 3, 2, 10, 3]),
+            Status::parse(&[1, 3, 2, 10, 3, 0]),
             Some(Status {
                 available: 1,
                 limit: 3,
                 held: 2,
                 permits: 3,
+                bounded: false,
                 slots: vec![]
             })
         );
         assert_eq!(
-            Status::parse(&[1, 3, 2, 10, 3, 0, 2]).map(|s| s.slots),
-            Some(vec![0, 2])
+            Status::parse(&[1, 3, 2, 10, 3, 1, 0, 2]).map(|s| (s.bounded, s.slots)),
+            Some((true, vec![0, 2]))
         );
         assert_eq!(Status::parse(&[1, 3]), None);
+        assert_eq!(Status::parse(&[1, 3, 2, 10, 3, 2]), None);
     }
 
     #[test]
     fn arguments_go_in_the_order_the_scripts_read_them() {
         let args = AcquireArgs {
-            permits: 3,
+            caller: Caller {
+                permits: 3,
+                bounded: false,
+            },
             id: "id",
             k: 2,
             lease_ms: 500,
@@ -439,11 +478,14 @@ mod tests {
         assert_eq!(
             text,
             [
-                "3", "id", "2", "500", "2", "1000", "line", "1", "11", "12", "0", "1"
+                "-3", "id", "2", "500", "2", "1000", "line", "1", "11", "12", "0", "1"
             ]
         );
         let release = ReleaseArgs {
-            permits: 0,
+            caller: Caller {
+                permits: 0,
+                bounded: true,
+            },
             id: "id",
             line: "",
             leave: false,

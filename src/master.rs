@@ -10,6 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RetryMethod};
 
 use crate::error::Error;
+use crate::health::Health;
 use crate::lua::{Keys, Scripted, code};
 use crate::wake::{Listener, Subscriber};
 
@@ -21,6 +22,7 @@ pub(crate) struct Master {
     conn: Conn,
     source: Source,
     timeout: Duration,
+    health: Health,
 }
 
 /// What a master is: one server, or (feature `cluster`) a Redis Cluster, in which each
@@ -101,6 +103,7 @@ impl Master {
             conn: Conn::Server(Arc::new(managed)),
             source: Source::Server(Box::new(client)),
             timeout,
+            health: Health::default(),
         })
     }
 
@@ -134,7 +137,7 @@ impl Master {
                 error(
                     io::Error::new(
                         io::ErrorKind::TimedOut,
-                        "no cluster within the request timeout",
+                        format!("no cluster within the request timeout ({timeout:?})"),
                     )
                     .into(),
                 )
@@ -145,6 +148,7 @@ impl Master {
             conn: Conn::Cluster(conn),
             source: Source::Cluster(nodes),
             timeout,
+            health: Health::default(),
         })
     }
 
@@ -160,6 +164,11 @@ impl Master {
             #[cfg(feature = "cluster")]
             Source::Cluster(nodes) => Master::cluster(nodes.clone(), self.timeout).await,
         }
+    }
+
+    /// Its failure since it last answered, if any.
+    pub(crate) fn health(&self) -> &Health {
+        &self.health
     }
 
     /// How long one request to this master may take.
@@ -212,18 +221,33 @@ impl Master {
             }
         };
         let error = match reply {
-            Ok(Ok(value)) => return Ok(value),
+            Ok(Ok(value)) => {
+                self.health.answered(&self.name);
+                return Ok(value);
+            }
+            // redis-rs's own response timeout is the request timeout too: say which.
+            Ok(Err(source)) if source.is_timeout() => self.error(self.timed_out()),
             Ok(Err(source)) => self.error(source),
-            Err(_elapsed) => self.error(
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no reply within the request timeout",
-                )
-                .into(),
-            ),
+            Err(_elapsed) => self.error(self.timed_out()),
         };
-        crate::trace::master_error(&self.name, &error);
+        match &error {
+            Error::Redis { .. } => self.health.failed(&self.name, &error),
+            // The scripts' own errors are answers.
+            _ => self.health.answered(&self.name),
+        }
         Err(error)
+    }
+
+    /// The error of a request that got no reply in time, naming the time.
+    fn timed_out(&self) -> redis::RedisError {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no reply within the request timeout ({:?}; see Builder::request_timeout)",
+                self.timeout
+            ),
+        )
+        .into()
     }
 
     /// Turns what the server answered into an [`Error`]; the scripts' own errors become
@@ -245,17 +269,31 @@ impl Master {
             Some(code::NOT_FOUND) => Error::NotFound {
                 name: String::new(),
             },
-            Some(code::CONFIG) => match detail().trim().parse() {
-                // `requested` is filled in by the caller, who knows it.
-                Ok(stored) => Error::ConfigMismatch {
+            Some(code::CONFIG) => match parse_stored(&detail()) {
+                // What was requested is filled in by the caller, who knows it.
+                Some((stored, stored_bounded)) => Error::ConfigMismatch {
                     stored,
                     requested: 0,
+                    stored_bounded,
+                    requested_bounded: true,
                 },
-                Err(_) => Error::Redis { master, source },
+                None => Error::Redis { master, source },
             },
             _ => Error::Redis { master, source },
         }
     }
+}
+
+/// `SEMCONFIG`'s detail: the stored count and boundedness (`3 1`).
+fn parse_stored(detail: &str) -> Option<(u32, bool)> {
+    let mut words = detail.split_whitespace();
+    let stored = words.next()?.parse().ok()?;
+    let bounded = match words.next()? {
+        "1" => true,
+        "0" => false,
+        _ => return None,
+    };
+    Some((stored, bounded))
 }
 
 /// Redis appends " script: <sha>, on @user_script:<line>." to errors raised in a script.
@@ -297,6 +335,14 @@ mod tests {
             "semaphore:{a}:slots holds a string"
         );
         assert_eq!(strip_script_suffix("3"), "3");
+    }
+
+    #[test]
+    fn parses_the_stored_configuration() {
+        assert_eq!(parse_stored("3 1"), Some((3, true)));
+        assert_eq!(parse_stored("3 0"), Some((3, false)));
+        assert_eq!(parse_stored("3"), None);
+        assert_eq!(parse_stored("x 1"), None);
     }
 
     #[test]

@@ -22,6 +22,11 @@ use crate::semaphore::{Detached, Shared};
 /// A permit dropped just before its runtime shuts down (the end of `#[tokio::main]`) is
 /// still released: the shutdown does the release on a thread of its own and waits for it,
 /// at most about one request timeout, so the next process finds the permit free at once.
+/// One dropped after its runtime is gone is released the same way. Renewals run on that
+/// runtime, so a permit kept past its runtime's shutdown (or leaked with `mem::forget`) is
+/// no longer renewed: its lease ends on its own, within one lease. Await
+/// [`AsyncSemaphore::flush`](crate::AsyncSemaphore::flush) before the end of `main` to
+/// have the background releases done at a point of your choosing.
 ///
 /// If the lease cannot be renewed in time (the master is unreachable, or this process was
 /// paused longer than the lease), the permit is *lost*: [`lost`](Permit::lost) resolves,
@@ -91,8 +96,23 @@ impl Permit {
 
     /// Releases the permit and waits for the master to confirm.
     ///
-    /// Returns [`Error::PermitLost`] if the lease had passed first: the permit is gone
-    /// either way, but whatever it protected may have been used by another holder.
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// let permit = sem.acquire().await?;
+    /// // ... work ...
+    /// match permit.release().await {
+    ///     Err(redis_semaphore::Error::PermitLost { .. }) => eprintln!("another holder may have overlapped"),
+    ///     other => other?,
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PermitLost`] if the lease had passed first: the permit is gone either way,
+    /// but whatever it protected may have been used by another holder.
+    /// [`Error::Redis`] / [`Error::Quorum`] when the masters cannot be reached: the lease
+    /// then ends on its own, within one lease.
     ///
     /// # Cancel safety
     ///

@@ -13,7 +13,7 @@
 //! master is the case `M = 1`, quorum 1, through exactly the same code.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use crate::error::{Error, MasterFailure};
 pub(crate) use crate::lua::Queue;
 use crate::lua::{
-    self, AcquireArgs, Acquired, HoldArgs, Keys, ReleaseArgs, Scripted, Status, millis,
+    self, AcquireArgs, Acquired, Caller, HoldArgs, Keys, ReleaseArgs, Scripted, Status, millis,
 };
 use crate::master::Master;
 use crate::wake::Listener;
@@ -37,6 +37,8 @@ pub(crate) struct Quorum {
     /// The handle's permit count, sent with every call (0: adopt the stored one); changed
     /// only by `set_permits`.
     permits: AtomicU32,
+    /// The handle's boundedness, sent with the count: a semaphore stores it too.
+    bounded: AtomicBool,
 }
 
 /// One acquire attempt: who asks, for how many slots, and from which waiter line.
@@ -88,12 +90,13 @@ struct Grant {
 }
 
 impl Quorum {
-    pub(crate) fn new(masters: Vec<Master>, name: &str, permits: u32) -> Self {
+    pub(crate) fn new(masters: Vec<Master>, name: &str, permits: u32, bounded: bool) -> Self {
         Quorum {
             masters,
             name: name.to_string(),
             keys: Keys::new(name),
             permits: AtomicU32::new(permits),
+            bounded: AtomicBool::new(bounded),
         }
     }
 
@@ -101,9 +104,26 @@ impl Quorum {
         self.permits.load(Ordering::Relaxed)
     }
 
-    /// The same masters and semaphore, for a handle with `permits` permits.
-    pub(crate) fn with_permits(&self, permits: u32) -> Self {
-        Quorum::new(self.masters.clone(), &self.name, permits)
+    pub(crate) fn bounded(&self) -> bool {
+        self.bounded.load(Ordering::Relaxed)
+    }
+
+    /// What every script is told of this handle's configuration.
+    fn caller(&self) -> Caller {
+        Caller {
+            permits: self.permits(),
+            bounded: self.bounded(),
+        }
+    }
+
+    /// The same masters and semaphore, for a handle with the configuration stored there.
+    pub(crate) fn adopting(&self, status: &Status) -> Self {
+        Quorum::new(
+            self.masters.clone(),
+            &self.name,
+            status.permits,
+            status.bounded,
+        )
     }
 
     /// Listens to the semaphore's wake-ups on every master that can be reached, each
@@ -122,6 +142,15 @@ impl Quorum {
         self.masters.len()
     }
 
+    /// The longest a request to one of the masters may take.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.masters
+            .iter()
+            .map(Master::timeout)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Masters that must agree: a majority.
     pub(crate) fn needed(&self) -> usize {
         self.masters.len() / 2 + 1
@@ -134,9 +163,15 @@ impl Quorum {
     /// Fills in what a master could not know: the handle's count, the semaphore's name.
     fn fix(&self, error: Error) -> Error {
         match error {
-            Error::ConfigMismatch { stored, .. } => Error::ConfigMismatch {
+            Error::ConfigMismatch {
+                stored,
+                stored_bounded,
+                ..
+            } => Error::ConfigMismatch {
                 stored,
                 requested: self.permits(),
+                stored_bounded,
+                requested_bounded: self.bounded(),
             },
             Error::NotFound { .. } => Error::NotFound {
                 name: self.name.clone(),
@@ -232,7 +267,7 @@ impl Quorum {
     ) -> Result<Attempt, Error> {
         let Ask { id, k, .. } = *ask;
         let args = AcquireArgs {
-            permits: self.permits(),
+            caller: self.caller(),
             id,
             k,
             lease_ms: millis(lease),
@@ -364,7 +399,7 @@ impl Quorum {
         which.dedup();
         if !which.is_empty() {
             let args = ReleaseArgs {
-                permits: self.permits(),
+                caller: self.caller(),
                 id,
                 line: "",
                 leave: false,
@@ -386,7 +421,7 @@ impl Quorum {
         line: &str,
     ) -> Vec<(usize, Result<Vec<u32>, Error>)> {
         let args = HoldArgs {
-            permits: self.permits(),
+            caller: self.caller(),
             id,
             lease_ms: millis(lease),
             token,
@@ -450,7 +485,7 @@ impl Quorum {
         slots: &[u32],
     ) -> Result<u32, Error> {
         let args = ReleaseArgs {
-            permits: self.permits(),
+            caller: self.caller(),
             id,
             line: line.line,
             leave: line.dequeue,
@@ -466,7 +501,7 @@ impl Quorum {
     /// majority holds it (only then can it keep someone else out), and the limit is the
     /// highest that a majority has reached.
     pub(crate) async fn status(&self) -> Result<Status, Error> {
-        let args = lua::status_args(self.permits(), self.several());
+        let args = lua::status_args(self.caller(), self.several());
         let replies = self
             .on_all::<Vec<i64>>(&lua::STATUS, &args)
             .await
@@ -489,7 +524,10 @@ impl Quorum {
         let held = u32::try_from(slots.len()).unwrap_or(u32::MAX);
         // Slots held past a lowered limit keep nobody out of the slots below it.
         let held_below = slots.iter().filter(|&&s| s < limit).count();
+        // Bounded, the default and the safe reading, unless a majority stores otherwise.
+        let unbounded = statuses.iter().filter(|s| !s.bounded).count();
         Ok(Status {
+            bounded: unbounded < self.needed(),
             available: limit.saturating_sub(u32::try_from(held_below).unwrap_or(u32::MAX)),
             limit,
             held,
@@ -508,7 +546,7 @@ impl Quorum {
     /// Every held slot on every master that answered: (master, slot, id, token, lease left).
     pub(crate) async fn holders(&self) -> Result<Vec<HeldSlot>, Error> {
         let replies = self
-            .on_all::<Vec<redis::Value>>(&lua::HOLDERS, &lua::holders_args(self.permits()))
+            .on_all::<Vec<redis::Value>>(&lua::HOLDERS, &lua::holders_args(self.caller()))
             .await
             .into_iter()
             .map(|(i, reply)| {
@@ -522,6 +560,17 @@ impl Quorum {
         Ok(answers.ok.into_iter().flat_map(|(_, held)| held).collect())
     }
 
+    /// The masters that failed and have not answered since, the latest failure first.
+    pub(crate) fn master_errors(&self) -> Vec<crate::health::MasterError> {
+        let mut errors: Vec<_> = self
+            .masters
+            .iter()
+            .filter_map(|m| m.health().error())
+            .collect();
+        errors.sort_by_key(|e| std::cmp::Reverse(e.at));
+        errors
+    }
+
     /// The name of master `i`, as `host:port`.
     pub(crate) fn master_name(&self, i: usize) -> &str {
         self.masters[i].name()
@@ -530,7 +579,7 @@ impl Quorum {
     /// Sets the stored permit count on every master, and this handle's.
     pub(crate) async fn resize(&self, n: u32) -> Result<u32, Error> {
         let replies = self
-            .on_all::<u32>(&lua::RESIZE, &lua::count_args(self.permits(), n))
+            .on_all::<u32>(&lua::RESIZE, &lua::count_args(self.caller(), n))
             .await;
         let answers = self.majority(replies)?;
         self.permits.store(n, Ordering::Relaxed);
@@ -553,7 +602,7 @@ impl Quorum {
     /// master; returns the highest new limit.
     pub(crate) async fn grow(&self, n: u32) -> Result<u32, Error> {
         let replies = self
-            .on_all::<u32>(&lua::GROW, &lua::count_args(self.permits(), n))
+            .on_all::<u32>(&lua::GROW, &lua::count_args(self.caller(), n))
             .await;
         let answers = self.majority(replies)?;
         Ok(answers.ok.iter().map(|(_, l)| *l).max().unwrap_or(0))

@@ -92,8 +92,9 @@ pub(crate) struct Detached {
 pub(crate) struct Shared {
     pub(crate) core: Arc<Core>,
     pub(crate) name: String,
-    pub(crate) bounded: bool,
     pub(crate) raise_on_redis_errors: bool,
+    /// How long a waiting acquire rides out masters that do not answer.
+    outage_timeout: Option<Duration>,
     pub(crate) fair: bool,
     detached: Mutex<VecDeque<Detached>>,
     /// The line of this handle's waiters: the holder of the lock is its head, the one that
@@ -171,7 +172,7 @@ impl fmt::Debug for AsyncSemaphore {
             .field("name", &self.shared.name)
             .field("permits", &self.initial_value())
             .field("lease", &self.shared.core.lease)
-            .field("bounded", &self.shared.bounded)
+            .field("bounded", &self.bounded())
             .finish_non_exhaustive()
     }
 }
@@ -263,6 +264,10 @@ pub(crate) struct Line {
     /// Per master, the stamp of the line's last answered request: wake-ups stamped before
     /// it are stale (that request already saw what they announce).
     seen: Vec<u64>,
+    /// The outage the line's heads are riding out: when its first unanswered attempt was
+    /// made, and when the latest. The next head inherits it, so that the waiters of a
+    /// handle give up together, not one outage timeout after another.
+    outage: Option<(Instant, Instant)>,
 }
 
 impl Line {
@@ -375,7 +380,12 @@ fn new_id() -> String {
 }
 
 impl AsyncSemaphore {
-    /// Starts building a semaphore called `name` with `permits` permits.
+    /// Starts building a semaphore called `name` with `permits` permits; see [`Builder`]
+    /// for the settings and their defaults. Nothing is checked or sent until
+    /// [`build`](Builder::build).
+    ///
+    /// The name is 1 to [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes (any bytes: it is
+    /// the hash tag of the semaphore's keys, `semaphore:{name}:*`), and `permits` at least 1.
     pub fn builder(name: impl Into<String>, permits: u32) -> Builder {
         Builder::new(name.into(), permits)
     }
@@ -404,8 +414,8 @@ impl AsyncSemaphore {
         releases: Releases,
         name: String,
         lease: Duration,
-        bounded: bool,
         raise_on_redis_errors: bool,
+        outage_timeout: Option<Duration>,
         fair: bool,
     ) -> Self {
         let core = Arc::new(Core {
@@ -417,8 +427,8 @@ impl AsyncSemaphore {
         let shared = Shared {
             core,
             name,
-            bounded,
             raise_on_redis_errors,
+            outage_timeout,
             fair,
             detached: Mutex::new(VecDeque::new()),
             turn: tokio::sync::Mutex::new(Line::default()),
@@ -434,10 +444,27 @@ impl AsyncSemaphore {
 
     /// Waits for one permit.
     ///
-    /// Errors from the masters are retried until a permit is granted, unless the
-    /// semaphore was built with [`raise_on_redis_errors(true)`](Builder::raise_on_redis_errors).
-    /// Errors that waiting cannot fix (a wrong key type, a mismatched permit count, a
-    /// missing ACL permission) are returned at once.
+    /// Waiters are served first come, first served across processes (see
+    /// [`Builder::fair`]). Masters that do not answer are retried, for at most the
+    /// [outage timeout](Builder::outage_timeout) (30 s by default) in a row.
+    ///
+    /// ```no_run
+    /// # async fn work() {}
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// let permit = sem.acquire().await?;
+    /// work().await;
+    /// permit.release().await?; // or drop it
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Outage`] when the masters did not answer for the outage timeout, or at
+    ///   once the master's [`Error::Redis`] ([`Error::Quorum`] on several) if the semaphore
+    ///   was built with [`raise_on_redis_errors(true)`](Builder::raise_on_redis_errors).
+    /// - At once, errors that waiting cannot fix: [`Error::ConfigMismatch`] (the
+    ///   semaphore's count or boundedness was changed), [`Error::WrongType`], and an
+    ///   [`Error::Redis`] such as a wrong password or a missing ACL permission.
     ///
     /// # Cancel safety
     ///
@@ -448,10 +475,21 @@ impl AsyncSemaphore {
         self.acquire_many(1).await
     }
 
-    /// Waits for `k` permits, held together under one guard.
+    /// Waits for `k` permits, held together under one guard (all `k` or none, never a
+    /// part of them while waiting for the rest).
     ///
-    /// `k` must be between 1 and the semaphore's permit count, or this returns
-    /// [`Error::InvalidArgument`] at once (a wait that could never end).
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// let two = sem.acquire_many(2).await?;
+    /// assert_eq!(two.permits(), 2);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] at once when `k` is 0 or more than the semaphore's
+    /// permit count (a wait that could never end); otherwise as for
+    /// [`acquire`](Self::acquire).
     ///
     /// # Cancel safety
     ///
@@ -464,16 +502,51 @@ impl AsyncSemaphore {
         }
     }
 
-    /// Takes one permit if one is free now; never waits.
+    /// Takes one permit if one is free now; never waits (one request, at most one request
+    /// timeout). On a fair semaphore it does not jump the queue: a permit kept for a
+    /// waiter is not free.
     ///
     /// Returns `Ok(None)` when every permit is held, and also when the master could not be
-    /// reached, unless the semaphore was built with `raise_on_redis_errors(true)`.
+    /// reached, unless the semaphore was built with
+    /// [`raise_on_redis_errors(true)`](Builder::raise_on_redis_errors), as in
+    /// pottery-semaphore; [`last_error`](Self::last_error) then says which master failed
+    /// and how.
+    ///
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// match sem.try_acquire().await? {
+    ///     Some(permit) => drop(permit), // ... work, then release ...
+    ///     None if sem.last_error().is_some() => eprintln!("the master is unreachable"),
+    ///     None => eprintln!("every permit is held"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`acquire`](Self::acquire), except that master errors are `Ok(None)` unless
+    /// raised; never [`Error::Outage`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire`](Self::acquire): a grant the dropped future may have been given is
+    /// released in the background.
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn try_acquire(&self) -> Result<Option<Permit>, Error> {
         self.try_acquire_many(1).await
     }
 
-    /// Takes `k` permits if that many are free now; never waits.
+    /// Takes `k` permits if that many are free now; never waits. See
+    /// [`try_acquire`](Self::try_acquire).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] at once when `k` is 0 or more than the permit count;
+    /// otherwise as for [`try_acquire`](Self::try_acquire).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire`](Self::acquire).
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn try_acquire_many(&self, k: u32) -> Result<Option<Permit>, Error> {
         self.acquire_inner(k, Wait::No).await
@@ -481,7 +554,23 @@ impl AsyncSemaphore {
 
     /// Waits up to `timeout` for one permit; `Ok(None)` if none came in time.
     ///
-    /// At least one attempt is made, even with a zero timeout.
+    /// At least one attempt is made, even with a zero timeout. A timeout too large to
+    /// represent waits without a limit.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// match sem.acquire_timeout(Duration::from_secs(2)).await? {
+    ///     Some(permit) => permit.release().await?,
+    ///     None => eprintln!("no permit within 2 s"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`acquire`](Self::acquire): an outage longer than the outage timeout is
+    /// [`Error::Outage`] even when `timeout` is longer.
     ///
     /// # Cancel safety
     ///
@@ -492,6 +581,16 @@ impl AsyncSemaphore {
     }
 
     /// Waits up to `timeout` for `k` permits; `Ok(None)` if they did not come in time.
+    /// See [`acquire_timeout`](Self::acquire_timeout).
+    ///
+    /// # Errors
+    ///
+    /// As for [`acquire_many`](Self::acquire_many) and
+    /// [`acquire_timeout`](Self::acquire_timeout).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire`](Self::acquire).
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn acquire_many_timeout(
         &self,
@@ -554,6 +653,17 @@ impl AsyncSemaphore {
         // This acquire's place in a fair queue, the same in every retry and on every master.
         let arrival = crate::quorum::arrival_stamp();
         let mut backoff = Backoff::new();
+        // The outage this acquire is riding out, inherited from the line if its previous
+        // head saw one that lasts still (it failed a moment ago; else it is stale).
+        let mut outage = turn
+            .as_deref()
+            .and_then(|line| line.outage)
+            .filter(|(_, last)| {
+                last.elapsed() < core.quorum.request_timeout() + Duration::from_secs(1)
+            });
+        if let Some(line) = turn.as_deref_mut() {
+            line.outage = outage;
+        }
         // When the last request was sent: a grant pushed with a wake-up was made after it,
         // so the lease cannot have started earlier.
         let mut last_ask = Instant::now();
@@ -596,6 +706,10 @@ impl AsyncSemaphore {
                 trace.attempt();
                 match core.quorum.acquire(&ask, core.lease, deadline).await {
                     Ok(attempt) => {
+                        outage = None;
+                        if let Some(line) = turn.as_deref_mut() {
+                            line.outage = None;
+                        }
                         // Only an answered ask bounds when a pushed grant can have started.
                         last_ask = started;
                         uncertain |= attempt.unanswered;
@@ -643,6 +757,21 @@ impl AsyncSemaphore {
                     Err(error) if error.is_transient() && !shared.raise_on_redis_errors => {
                         uncertain = true;
                         guard.armed = true;
+                        let since = outage.map_or(started, |(since, _)| since);
+                        outage = Some((since, Instant::now()));
+                        if let Some(line) = turn.as_deref_mut() {
+                            line.outage = outage;
+                        }
+                        if let Some(bound) = shared.outage_timeout
+                            && !matches!(wait, Wait::No)
+                            && since.elapsed() >= bound
+                        {
+                            trace.outage(since.elapsed(), &error);
+                            return Err(Error::Outage {
+                                lasted: since.elapsed(),
+                                error: Box::new(error),
+                            });
+                        }
                         backoff.delay(None)
                     }
                     Err(error) => return Err(error),
@@ -723,7 +852,29 @@ impl AsyncSemaphore {
     /// ([`Builder::bounded(false)`](Builder::bounded)) the excess adds permits to the
     /// semaphore, so [`value`](Self::value) can exceed [`initial_value`](Self::initial_value).
     ///
-    /// Returns [`Error::PermitLost`] if a released permit's lease had already passed.
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// sem.acquire().await?.detach(); // the handle holds it now, renewed
+    /// // ... later, anywhere the handle is ...
+    /// sem.release(1).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`] for `n == 0`; [`Error::Bounded`] as above (nothing is
+    ///   released).
+    /// - [`Error::PermitLost`] if a released permit's lease had already passed (the others
+    ///   are released all the same).
+    /// - [`Error::Redis`] / [`Error::Quorum`] when the masters cannot be reached; the
+    ///   permits taken off the handle are then released in the background (their leases
+    ///   end on their own if that fails too).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe in that nothing leaks: the permits are taken off the handle first, and
+    /// those not released yet when the future is dropped are released in the background.
+    /// An unbounded excess not yet added to the semaphore when it is dropped is not added.
     pub async fn release(&self, n: u32) -> Result<(), Error> {
         if n == 0 {
             return Err(Error::InvalidArgument("cannot release 0 permits".into()));
@@ -736,7 +887,7 @@ impl AsyncSemaphore {
                 .unwrap_or_else(PoisonError::into_inner);
             let held: usize = detached.iter().map(|d| d.state.slots().len()).sum();
             let held = u32::try_from(held).unwrap_or(u32::MAX);
-            if n > held && self.shared.bounded {
+            if n > held && self.bounded() {
                 return Err(Error::Bounded { held, requested: n });
             }
             let mut wanted = n.min(held) as usize;
@@ -820,7 +971,27 @@ impl AsyncSemaphore {
         self.shared.core.releases.flush().await;
     }
 
-    /// Permits available now (free slots on the master; expired leases count as free).
+    /// Permits available now (free slots on the master; expired leases count as free),
+    /// like pottery-semaphore's `value`. On an unbounded semaphore it can exceed
+    /// [`initial_value`](Self::initial_value). A snapshot: another process may take or
+    /// free permits right after.
+    ///
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// println!("{} of {} permits free", sem.value().await?, sem.initial_value());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] / [`Error::Quorum`] when fewer than a majority of the masters
+    /// answer within the request timeout; [`Error::ConfigMismatch`] and
+    /// [`Error::WrongType`] as for [`acquire`](Self::acquire). Unlike an acquire, it
+    /// never retries.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (its script may reclaim expired leases, as any does).
     pub async fn value(&self) -> Result<u32, Error> {
         Ok(self.shared.core.quorum.status().await?.available)
     }
@@ -836,7 +1007,15 @@ impl AsyncSemaphore {
         self.shared.core.quorum.permits()
     }
 
-    /// True when no permit is available now.
+    /// True when no permit is available now: [`value`](Self::value) is 0.
+    ///
+    /// # Errors
+    ///
+    /// As for [`value`](Self::value).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`value`](Self::value).
     pub async fn locked(&self) -> Result<bool, Error> {
         Ok(self.value().await? == 0)
     }
@@ -846,8 +1025,50 @@ impl AsyncSemaphore {
         &self.shared.name
     }
 
-    /// The lease of every permit this handle grants.
+    /// The lease of every permit this handle grants ([`Builder::lease`], 10 s by default).
     pub fn lease(&self) -> Duration {
         self.shared.core.lease
+    }
+
+    /// The latest failure of a master that has not answered since, or `None` when every
+    /// master answered its latest request.
+    ///
+    /// This is how to tell "no permit" from "no server" where the API cannot: with
+    /// [`raise_on_redis_errors(false)`](Builder::raise_on_redis_errors) (the default, as
+    /// in pottery-semaphore) a [`try_acquire`](Self::try_acquire) on an unreachable master
+    /// returns `Ok(None)`, the same as when every permit is held, and a waiting acquire
+    /// keeps trying (up to the [outage timeout](Builder::outage_timeout)). Every request of
+    /// the handle counts: acquires, renewals, background releases, [`value`](Self::value).
+    /// A master's entry is cleared by its next answer. On several masters this is the
+    /// most recent of [`master_errors`](Self::master_errors).
+    ///
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// match sem.try_acquire().await? {
+    ///     Some(permit) => { /* work */ drop(permit) }
+    ///     None => match sem.last_error() {
+    ///         Some(down) => eprintln!("{} unreachable since {:?}: {}", down.master, down.since, down.error),
+    ///         None => eprintln!("every permit is held"),
+    ///     },
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn last_error(&self) -> Option<crate::MasterError> {
+        self.master_errors().into_iter().next()
+    }
+
+    /// Every master that failed and has not answered since, the latest failure first;
+    /// empty when all of them answer. See [`last_error`](Self::last_error).
+    pub fn master_errors(&self) -> Vec<crate::MasterError> {
+        self.shared.core.quorum.master_errors()
+    }
+
+    /// Whether the semaphore is bounded: [`release(n)`](Self::release) of more permits
+    /// than the handle holds is then [`Error::Bounded`]. It is stored with the semaphore
+    /// when the semaphore is created, so it is the same for every handle: the one this
+    /// handle was built with ([`Builder::bounded`]), or the stored one for a handle from
+    /// [`open`](Self::open).
+    pub fn bounded(&self) -> bool {
+        self.shared.core.quorum.bounded()
     }
 }

@@ -140,6 +140,7 @@ impl Release {
         let masters = releases.masters.clone();
         let name = releases.name.clone();
         let permits = self.core.quorum.permits();
+        let bounded = self.core.quorum.bounded();
         let (id, line, dequeue, slots) = (
             self.id.clone(),
             self.line.clone(),
@@ -165,7 +166,7 @@ impl Release {
                         line: &line,
                         dequeue,
                     };
-                    Quorum::new(fresh, &name, permits)
+                    Quorum::new(fresh, &name, permits, bounded)
                         .release(&id, &leave, &slots)
                         .await
                 };

@@ -2,7 +2,9 @@
 //! is empty and the types are zero-sized, so call sites stay free of `cfg`.
 //!
 //! Targets and levels: `redis_semaphore` at DEBUG for acquires, renewals and releases, WARN
-//! for a lost permit and for a master's error.
+//! for a lost permit, for a master's first failure after it answered (DEBUG for the
+//! failures that follow, so an outage does not flood the log) and for an acquire that gave
+//! up on an outage, INFO for a master that answers again.
 
 use std::time::Duration;
 
@@ -57,6 +59,19 @@ impl Acquire {
         });
     }
 
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn outage(&self, lasted: Duration, error: &crate::Error) {
+        #[cfg(feature = "tracing")]
+        self.span.in_scope(|| {
+            tracing::warn!(
+                attempts = self.attempts,
+                outage_ms = lasted.as_secs_f64() * 1000.0,
+                %error,
+                "acquire gave up: the masters did not answer for the outage timeout"
+            );
+        });
+    }
+
     pub(crate) fn gave_up(&self) {
         #[cfg(feature = "tracing")]
         self.span.in_scope(|| {
@@ -99,5 +114,22 @@ pub(crate) fn released(id: &str, result: &Result<u32, crate::Error>) {
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 pub(crate) fn master_error(master: &str, error: &crate::Error) {
     #[cfg(feature = "tracing")]
-    tracing::warn!(master, %error, "master error");
+    tracing::warn!(master, %error, "master error; retried until it answers again");
+}
+
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+pub(crate) fn master_still_failing(master: &str, error: &crate::Error, failures: u64) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(master, %error, failures, "master error");
+}
+
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+pub(crate) fn master_back(master: &str, after: Duration, failures: u64) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(
+        master,
+        outage_ms = after.as_secs_f64() * 1000.0,
+        failures,
+        "master answers again"
+    );
 }

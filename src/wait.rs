@@ -12,7 +12,9 @@ use std::time::Duration;
 pub(crate) const WAKE_CAP: Duration = Duration::from_millis(250);
 
 /// How long a queued waiter keeps its place in a fair semaphore's queue without asking
-/// again: four times the longest sleep, so a live waiter never loses it.
+/// again: 1 s, four times the longest sleep of a waiter (250 ms), so a live waiter never
+/// loses it, and one whose process died drops out within a second. A grant pushed to a
+/// waiter also lasts at most this long until the permit's first renewal. Not configurable.
 pub const WAITER_LEASE: Duration = Duration::from_millis(1000);
 
 /// The sleep after a busy reply whose earliest lease expires in `hint`.

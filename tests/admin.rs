@@ -80,7 +80,8 @@ async fn set_permits_changes_the_count_for_everyone() {
             stale,
             Error::ConfigMismatch {
                 stored: 3,
-                requested: 2
+                requested: 2,
+                ..
             }
         ),
         "{stale}"

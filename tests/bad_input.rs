@@ -236,3 +236,65 @@ async fn a_key_overwritten_later_stops_every_operation_and_is_left_alone() {
         assert_eq!(value, "precious", "{full} was overwritten");
     }
 }
+
+#[tokio::test]
+async fn a_bad_url_is_echoed_with_the_accepted_forms() {
+    for (url, shown) in [
+        ("nonsense://x", "nonsense://x"),
+        ("127.0.0.1:6379", "127.0.0.1:6379"),
+        (
+            "redis://127.0.0.1:6379/notadb",
+            "redis://127.0.0.1:6379/notadb",
+        ),
+        ("http://u:hunter2@[::1/", "http://u:***@[::1/"),
+    ] {
+        let err = AsyncSemaphore::builder("urls", 1)
+            .master(url)
+            .build()
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("master #1"), "{text}");
+        assert!(
+            text.contains(&format!("{shown:?}")),
+            "echoes {shown:?}: {text}"
+        );
+        for form in ["redis://", "rediss://", "redis+unix://", "unix://"] {
+            assert!(text.contains(form), "lists {form}: {text}");
+        }
+        assert!(!text.contains("hunter2"), "shows no password: {text}");
+        assert!(!text.contains(" - InvalidClientConfig"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_silent_server_is_an_error_that_names_the_timeout() {
+    let server = Server::start();
+    let sem = sem(&server, "silent", 1)
+        .raise_on_redis_errors(true)
+        .build()
+        .await
+        .unwrap();
+    server.pause();
+    let err = sem.try_acquire().await.unwrap_err();
+    server.resume();
+    let text = err.to_string();
+    assert!(text.contains("request timeout (100ms"), "{text}");
+    assert!(err.is_transient(), "{text}");
+}
+
+#[tokio::test]
+async fn messages_count_permits_in_the_right_number() {
+    let server = Server::start();
+    let one = sem(&server, "one", 1).build().await.unwrap();
+    let text = one.release(1).await.unwrap_err().to_string();
+    assert!(text.contains("release of 1 permit,"), "{text}");
+    let text = sem(&server, "one", 2)
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("exists with 1 permit,"), "{text}");
+    let text = one.release(2).await.unwrap_err().to_string();
+    assert!(text.contains("release of 2 permits,"), "{text}");
+}

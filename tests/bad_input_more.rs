@@ -212,6 +212,7 @@ async fn another_permit_count_on_three_masters() {
         Error::ConfigMismatch {
             stored: 3,
             requested: 5,
+            ..
         } => {}
         Error::Quorum { failures, .. } => {
             assert_eq!(failures.len(), 3, "{error}");
@@ -221,7 +222,8 @@ async fn another_permit_count_on_three_masters() {
                         *failure.error,
                         Error::ConfigMismatch {
                             stored: 3,
-                            requested: 5
+                            requested: 5,
+                            ..
                         }
                     ),
                     "{error}"

@@ -176,6 +176,7 @@ async fn permit_count_is_stored_with_the_semaphore() {
         Err(Error::ConfigMismatch {
             stored: 3,
             requested: 5,
+            ..
         }) => {}
         other => panic!("expected ConfigMismatch, got {other:?}"),
     }
@@ -183,6 +184,127 @@ async fn permit_count_is_stored_with_the_semaphore() {
     assert!(err.to_string().contains("3 permits"), "{err}");
     // Another name is another semaphore.
     sem(&server, "config-other", 5).build().await.unwrap();
+}
+
+#[tokio::test]
+async fn bounded_is_stored_with_the_semaphore() {
+    let server = Server::start();
+    let _bounded = sem(&server, "fixed", 2).build().await.unwrap();
+    // The new user's case: an unbounded handle's extra release made 3 permits of 2.
+    let err = sem(&server, "fixed", 2)
+        .bounded(false)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ConfigMismatch {
+                stored: 2,
+                requested: 2,
+                stored_bounded: true,
+                requested_bounded: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("exists bounded") && text.contains("asked for unbounded"),
+        "{text}"
+    );
+    assert!(text.contains(".bounded(true)"), "names the way out: {text}");
+
+    let _unbounded = sem(&server, "growable", 2)
+        .bounded(false)
+        .build()
+        .await
+        .unwrap();
+    let err = sem(&server, "growable", 3).build().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ConfigMismatch {
+                stored: 2,
+                requested: 3,
+                stored_bounded: false,
+                requested_bounded: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("unbounded with 2 permits"),
+        "{err}"
+    );
+    assert_eq!(
+        server.cmd(&["HGET", "semaphore:{growable}:config", "bounded"]),
+        redis::Value::BulkString(b"0".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn open_adopts_the_stored_boundedness() {
+    let server = Server::start();
+    let _unbounded = sem(&server, "growable", 2)
+        .bounded(false)
+        .build()
+        .await
+        .unwrap();
+    let opened = redis_semaphore::AsyncSemaphore::open("growable")
+        .master(server.url())
+        .build()
+        .await
+        .unwrap();
+    assert!(!opened.bounded());
+    // Nothing held: the release adds a permit, as the stored setting says.
+    opened.release(1).await.unwrap();
+    assert_eq!(opened.value().await.unwrap(), 3);
+
+    let _bounded = sem(&server, "fixed", 2).build().await.unwrap();
+    let opened = redis_semaphore::AsyncSemaphore::open("fixed")
+        .master(server.url())
+        .build()
+        .await
+        .unwrap();
+    assert!(opened.bounded());
+    assert!(matches!(
+        opened.release(1).await,
+        Err(Error::Bounded {
+            held: 0,
+            requested: 1
+        })
+    ));
+}
+
+#[tokio::test]
+async fn a_config_stored_without_bounded_counts_as_bounded() {
+    let server = Server::start();
+    // As an earlier version wrote it.
+    server.cmd(&[
+        "HSET",
+        "semaphore:{old}:config",
+        "permits",
+        "2",
+        "limit",
+        "2",
+        "token",
+        "5",
+    ]);
+    let sem_ = sem(&server, "old", 2).build().await.unwrap();
+    assert!(sem_.bounded());
+    assert!(matches!(
+        sem(&server, "old", 2).bounded(false).build().await,
+        Err(Error::ConfigMismatch {
+            stored_bounded: true,
+            requested_bounded: false,
+            ..
+        })
+    ));
+    let permit = sem_.acquire().await.unwrap();
+    permit.release().await.unwrap();
 }
 
 #[tokio::test]

@@ -78,3 +78,44 @@ fn acquire_renewal_release_error_and_loss_are_traced() {
         assert!(text.contains(expected), "no {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn an_outage_is_one_warning_and_its_end_is_reported() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut server = Server::start();
+    runtime.block_on(async {
+        let sem = sem(&server, "outage", 1)
+            .outage_timeout(Duration::from_millis(300))
+            .build()
+            .await
+            .unwrap();
+        server.kill();
+        for _ in 0..5 {
+            assert!(sem.try_acquire().await.unwrap().is_none());
+        }
+        assert!(sem.acquire().await.is_err(), "gave up on the outage");
+        server.restart();
+        let permit = sem.acquire().await.unwrap();
+        permit.release().await.unwrap();
+    });
+    let text = captured.text();
+    let warnings = text.matches("WARN").count();
+    let unreachable = text
+        .matches("master error; retried until it answers again")
+        .count();
+    assert_eq!(unreachable, 1, "one warning for the outage:\n{text}");
+    assert!(text.contains("acquire gave up"), "{text}");
+    assert!(text.contains("master answers again"), "{text}");
+    assert_eq!(warnings, 2, "{text}");
+}

@@ -355,7 +355,26 @@ async fn dispatch(cli: Cli) -> u8 {
 /// remedy differs from the library's.
 fn explain(error: &Error, run: Option<&RunArgs>) -> String {
     match (error, run) {
-        (Error::ConfigMismatch { stored, requested }, Some(args)) => {
+        (
+            Error::ConfigMismatch {
+                stored_bounded: false,
+                ..
+            },
+            Some(args),
+        ) => {
+            let name = args.name.get();
+            format!(
+                "{name} is an unbounded semaphore (made by a library handle with \
+                 .bounded(false)), and redsem makes bounded ones: run it without --permits, to \
+                 take the stored configuration"
+            )
+        }
+        (
+            Error::ConfigMismatch {
+                stored, requested, ..
+            },
+            Some(args),
+        ) => {
             let name = args.name.get();
             format!(
                 "{name} has {stored} permits, not {requested}: run it with --permits {stored} \
@@ -869,11 +888,17 @@ fn exit_code(status: Option<ExitStatus>) -> u8 {
 
 fn status_table(sem: &AsyncSemaphore, available: u32, holders: &[Holder]) -> String {
     let mut out = format!(
-        "{}: {} permits, {available} available, {} holder{}\n",
+        "{}: {} permit{}, {available} available, {} holder{} ({})\n",
         sem.name(),
         sem.initial_value(),
+        plural(sem.initial_value() as usize),
         holders.len(),
-        plural(holders.len())
+        plural(holders.len()),
+        if sem.bounded() {
+            "bounded"
+        } else {
+            "unbounded"
+        },
     );
     if holders.is_empty() {
         return out;
@@ -915,6 +940,7 @@ fn status_json(sem: &AsyncSemaphore, available: u32, holders: &[Holder]) -> serd
     serde_json::json!({
         "name": sem.name(),
         "permits": sem.initial_value(),
+        "bounded": sem.bounded(),
         "available": available,
         "holders": holders.iter().map(|h| serde_json::json!({
             "id": h.id,

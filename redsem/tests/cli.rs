@@ -323,6 +323,38 @@ fn status_set_permits_release_and_delete() {
 }
 
 #[test]
+fn status_shows_whether_the_semaphore_is_bounded() {
+    let server = Server::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (name, bounded) in [("fixed", true), ("growable", false)] {
+        runtime
+            .block_on(sem(&server, name, 1).bounded(bounded).build())
+            .unwrap();
+        let out = output(redsem(&server).args(["status", name, "--json"]));
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(status["bounded"], bounded, "{status}");
+        let table = output(redsem(&server).args(["status", name]));
+        let table = String::from_utf8_lossy(&table.stdout);
+        let want = if bounded { "(bounded)" } else { "(unbounded)" };
+        assert!(
+            table.starts_with(&format!("{name}: 1 permit, 1 available, 0 holders {want}")),
+            "{table}"
+        );
+    }
+    // `run --permits` makes bounded semaphores, and says how to use an unbounded one.
+    let out = output(redsem(&server).args(["run", "growable", "--permits", "1", "--", "true"]));
+    assert_eq!(code(&out), 125);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unbounded") && stderr.contains("without --permits"),
+        "{stderr}"
+    );
+    let out = output(redsem(&server).args(["run", "growable", "--", "true"]));
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn no_url_is_a_clear_error() {
     let out = output(
         Command::new(env!("CARGO_BIN_EXE_redsem"))
@@ -546,9 +578,15 @@ fn the_command_dies_with_a_killed_redsem() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The queue's length on `server` for semaphore `name`.
+/// The lines queued on `server` for semaphore `name` (not the `~` member, scored -1, that
+/// keeps the key).
 fn queued(server: &Server, name: &str) -> i64 {
-    server.int(&["ZCARD", &format!("semaphore:{{{name}}}:queue")])
+    server.int(&[
+        "ZCOUNT",
+        &format!("semaphore:{{{name}}}:queue"),
+        "0",
+        "+inf",
+    ])
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {

@@ -1,6 +1,7 @@
 --[[ acquire: grants `k` free slots to permit `id`, or says how long to wait.
 
-ARGV[1]  permits    the caller's permit count (0: adopt the stored one)
+ARGV[1]  permits    the caller's permit count, negative for an unbounded handle (0: adopt
+                    the stored configuration)
 ARGV[2]  id         permit id (random, made by the client before the first request)
 ARGV[3]  k          slots wanted, 1 <= k
 ARGV[4]  lease_ms   lease length

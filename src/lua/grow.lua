@@ -1,6 +1,7 @@
 --[[ grow: adds permits to an unbounded semaphore (a release of more than its handle held).
 
-ARGV[1] permits  the caller's permit count
+ARGV[1] permits  the caller's permit count, negative for an unbounded handle (a bounded
+                 semaphore is never grown: its config refuses the caller)
 ARGV[2] n        permits to add, n >= 1
 Reply: the new limit; one past 2^32 - 1, the most a client can count, is refused.
 ]]

@@ -2,7 +2,7 @@
 It renews a permit's lease, settles an acquire on several masters and spreads a permit to
 masters that did not grant it, in one script.
 
-ARGV[1]   permits   the caller's permit count (0: the stored one)
+ARGV[1]   permits   the caller's permit count, negative when unbounded (0: the stored one)
 ARGV[2]   id        permit id
 ARGV[3]   lease_ms  new lease length, from now
 ARGV[4]   token     the permit's fencing token: stored for the id, and the master's token

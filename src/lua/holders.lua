@@ -1,6 +1,6 @@
 --[[ holders: who holds the semaphore's slots on this master.
 
-ARGV[1] permits  the caller's permit count (0: the stored one)
+ARGV[1] permits  the caller's permit count, negative when unbounded (0: the stored one)
 Reply: {slot, id, token, ms_left, ...} for every held slot, lowest slot first: the permit id
 holding it, that permit's fencing token, and the milliseconds left on its lease by this
 master's clock.

@@ -1,6 +1,6 @@
 --[[ release: frees slots held by permit `id`.
 
-ARGV[1]   permits  the caller's permit count (0: the stored one)
+ARGV[1]   permits  the caller's permit count, negative when unbounded (0: the stored one)
 ARGV[2]   id       permit id
 ARGV[3]   line     the waiter line the permit's acquire stood in, or ''
 ARGV[4]   leave    1: take that line off the queue (its last waiter gave up)

@@ -1,6 +1,6 @@
 --[[ resize: sets the semaphore's permit count (an operator's explicit change).
 
-ARGV[1] permits  the caller's permit count (0: the stored one)
+ARGV[1] permits  the caller's permit count, negative when unbounded (0: the stored one)
 ARGV[2] n        the new count, 1 <= n <= 4294967295
 Permits added by unbounded releases are kept on top of it. Held slots at or past the new
 limit stay held until released; only slots below it are granted. Reply: the new limit.

@@ -1,12 +1,14 @@
 --[[ status: what the semaphore looks like now. It creates the config on first use, so
 building a handle checks the stored permit count and the keys' types.
 
-ARGV[1] permits  the caller's permit count (0: the stored one)
+ARGV[1] permits  the caller's permit count, negative for an unbounded handle (0: the
+                 stored configuration)
 ARGV[2] list     1: also list the held slots (several masters count a slot held only where
                  a majority holds it)
-Reply: {available, limit, held, wait_ms, permits, slot...}: free slots below the limit, the
-limit, slots held, milliseconds until the earliest lease expires (-1 when nothing is held),
-the stored permit count, and with `list` the held slots.
+Reply: {available, limit, held, wait_ms, permits, bounded, slot...}: free slots below the
+limit, the limit, slots held, milliseconds until the earliest lease expires (-1 when nothing
+is held), the stored permit count, whether the semaphore is bounded (1) or not (0), and with
+`list` the held slots.
 ]]
 --- @include "config"
 --- @include "slots"
@@ -25,6 +27,7 @@ local reply = {
   redis.call('ZCOUNT', SLOTS, HELD, '+inf'),
   earliest_wait(now),
   conf.permits,
+  conf.bounded and 1 or 0,
 }
 if ARGV[2] == '1' then
   for _, slot in ipairs(redis.call('ZRANGEBYSCORE', SLOTS, HELD, '+inf')) do

@@ -1,19 +1,24 @@
---[[ config: the stored permit count, checked against the caller's.
+--[[ config: the stored permit count and boundedness, checked against the caller's.
 
 CONFIG hash, persistent: permits (the count the semaphore was created with), limit (permits
 plus those added by unbounded releases), token (at or above every fencing token granted:
-see next_token in slots.lua; never lowered).
+see next_token in slots.lua; never lowered), bounded (1: a release of more than a handle
+holds is refused; 0: it adds permits). A config written before `bounded` was stored has no
+such field and counts as bounded, the default.
 ]]
 --- @include "clock"
 --- @include "errors"
 
--- Returns {limit, permits, token} (numbers), creating the config on first use and refusing a
--- handle built with another permit count, unless `lenient` (renewing or releasing a permit
--- granted before the count was changed). ARGV[1] is the caller's count; 0 (a handle that
--- adopts the stored count) creates nothing and accepts any stored count.
+-- Returns {limit, permits, token, bounded}, creating the config on first use and refusing a
+-- handle built with another permit count or boundedness, unless `lenient` (renewing or
+-- releasing a permit granted before the count was changed). ARGV[1] is the caller's count,
+-- negative for an unbounded handle; 0 (a handle that adopts the stored configuration)
+-- creates nothing and accepts any stored one. The refusal's detail is the stored count and
+-- boundedness (`E_CONFIG 3 1`).
 local function load_config(lenient)
-  local permits = tonumber(ARGV[1])
-  local stored = read('hash', 'HMGET', CONFIG, 'permits', 'limit', 'token')
+  local asked = tonumber(ARGV[1])
+  local permits, bounded = math.abs(asked), asked >= 0
+  local stored = read('hash', 'HMGET', CONFIG, 'permits', 'limit', 'token', 'bounded')
   if not stored[1] then
     if permits == 0 then
       error({ err = E_NOTFOUND .. ' ' .. CONFIG .. ' does not exist' })
@@ -25,15 +30,19 @@ local function load_config(lenient)
     -- starts above every token it gave before (no semaphore grants once a microsecond),
     -- so fencing tokens keep rising across restarts.
     local token = stamp()
-    redis.call('HSET', CONFIG, 'permits', permits, 'limit', permits, 'token', token)
-    return { limit = permits, permits = permits, token = tonumber(token) }
+    redis.call('HSET', CONFIG, 'permits', permits, 'limit', permits, 'token', token,
+      'bounded', bounded and 1 or 0)
+    return { limit = permits, permits = permits, token = tonumber(token), bounded = bounded }
   end
-  if permits ~= 0 and tonumber(stored[1]) ~= permits and not lenient then
-    error({ err = E_CONFIG .. ' ' .. stored[1] })
+  local stored_bounded = stored[4] ~= '0'
+  if permits ~= 0 and not lenient
+    and (tonumber(stored[1]) ~= permits or stored_bounded ~= bounded) then
+    error({ err = E_CONFIG .. ' ' .. stored[1] .. ' ' .. (stored_bounded and 1 or 0) })
   end
   return {
     limit = tonumber(stored[2]),
     permits = tonumber(stored[1]),
     token = tonumber(stored[3] or 0),
+    bounded = stored_bounded,
   }
 end
