@@ -14,6 +14,18 @@ use redis_semaphore::{AsyncSemaphore, Error};
 use support::{Observer, Server, eventually, masters, sem, sem_on};
 
 const CONFIG: &str = "semaphore:{m}:config";
+/// The hash of who holds what; its `token` is the last fencing token granted on the master
+/// (the config's `token` is a floor kept a block ahead of it).
+const HOLDS: &str = "semaphore:{m}:holds";
+
+/// The master's token counter: the last token it granted, checked against the config's
+/// floor, which must never fall behind it.
+fn token_on(server: &Server) -> u64 {
+    let last = server.int(&["HGET", HOLDS, "token"]) as u64;
+    let floor = server.int(&["HGET", CONFIG, "token"]) as u64;
+    assert!(floor >= last, "the config's floor {floor} is behind {last}");
+    last
+}
 /// Slots on a master: held ones are scored by their lease expiry (ms), above 2^32.
 const SLOTS: &str = "semaphore:{m}:slots";
 const HELD: &str = "4294967296";
@@ -33,7 +45,7 @@ async fn masters_that_agree_grant_in_one_round_trip() {
     first.release().await.unwrap();
     for server in &servers {
         assert_eq!(
-            server.int(&["HGET", CONFIG, "token"]) as u64,
+            token_on(server),
             first_token,
             "the first grant wrote its token back everywhere"
         );
@@ -45,10 +57,7 @@ async fn masters_that_agree_grant_in_one_round_trip() {
     for server in &servers {
         assert_eq!(server.evalsha_calls(), 1, "one acquire per master");
         assert_eq!(held_on(server), 1);
-        assert_eq!(
-            server.int(&["HGET", CONFIG, "token"]) as u64,
-            permit.fencing_token()
-        );
+        assert_eq!(token_on(server), permit.fencing_token());
     }
     permit.release().await.unwrap();
     for server in &servers {
@@ -100,8 +109,8 @@ async fn the_highest_token_is_written_back_to_the_majority() {
     let sem = sem_on(&servers, "m", 1).build().await.unwrap();
     sem.acquire().await.unwrap().release().await.unwrap();
     // Master 1 counts far ahead of the others (it granted while they were away).
-    servers[0].cmd(&["HINCRBY", CONFIG, "token", "1000"]);
-    let ahead = servers[0].int(&["HGET", CONFIG, "token"]) as u64;
+    servers[0].cmd(&["HINCRBY", HOLDS, "token", "1000"]);
+    let ahead = servers[0].int(&["HGET", HOLDS, "token"]) as u64;
     let permit = sem.acquire().await.unwrap();
     assert_eq!(
         permit.fencing_token(),
@@ -109,7 +118,7 @@ async fn the_highest_token_is_written_back_to_the_majority() {
         "the highest of the grant"
     );
     for server in &servers {
-        assert_eq!(server.int(&["HGET", CONFIG, "token"]) as u64, ahead + 1);
+        assert_eq!(token_on(server), ahead + 1);
     }
     permit.release().await.unwrap();
     let next = sem.acquire().await.unwrap();
