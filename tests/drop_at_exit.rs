@@ -42,24 +42,7 @@ fn main() {
             flush_waits_for_background_releases,
         ),
     ];
-    let mut failed = 0;
-    for (name, test) in tests {
-        let started = Instant::now();
-        match std::panic::catch_unwind(test) {
-            Ok(()) => println!("test {name} ... ok ({:?})", started.elapsed()),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!(
-        "drop_at_exit: {} passed, {failed} failed",
-        tests.len() - failed
-    );
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    support::run_tests("drop_at_exit", tests);
 }
 
 /// What every child does: take the permit, say so, wait for the word to go on stdin, and

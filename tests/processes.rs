@@ -43,24 +43,7 @@ fn main() {
             stopped_holder_learns_it_lost_and_tokens_rise,
         ),
     ];
-    let mut failed = 0;
-    for (name, test) in tests {
-        let started = Instant::now();
-        match std::panic::catch_unwind(test) {
-            Ok(()) => println!("test {name} ... ok ({:?})", started.elapsed()),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!(
-        "processes: {} passed, {failed} failed",
-        tests.len() - failed
-    );
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    support::run_tests("processes", tests);
 }
 
 fn env(name: &str) -> String {

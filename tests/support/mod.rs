@@ -492,3 +492,24 @@ impl Observer {
         (max.unwrap_or(0), inside.unwrap_or(0))
     }
 }
+
+/// Runs the tests of a test file with `harness = false` (its tests start child processes of
+/// the same binary) one by one: prints each outcome and a closing `<file>: N passed, M
+/// failed` line, and exits 1 if any failed.
+pub fn run_tests(file: &str, tests: &[(&str, fn())]) {
+    let mut failed = 0;
+    for (name, test) in tests {
+        let started = std::time::Instant::now();
+        match std::panic::catch_unwind(test) {
+            Ok(()) => println!("test {name} ... ok ({:?})", started.elapsed()),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("{file}: {} passed, {failed} failed", tests.len() - failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
