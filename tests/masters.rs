@@ -472,3 +472,42 @@ async fn a_permit_is_lost_when_its_majority_is() {
         Err(Error::PermitLost { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_permit_spread_into_keys_made_anew_does_not_lower_the_token_counter() {
+    let servers = masters(3);
+    let lease = Duration::from_millis(300);
+    let sem = sem_on(&servers, "m", 5).lease(lease).build().await.unwrap();
+    let old = sem.acquire().await.unwrap();
+    let mut last = old.fencing_token();
+    for _ in 0..5 {
+        let permit = sem.acquire().await.unwrap();
+        last = last.max(permit.fencing_token());
+        permit.release().await.unwrap();
+    }
+    // On two masters in turn, the slots and holds vanish while the config stays (as when
+    // every lease there lapsed and the keys expired): the old permit's renewal spreads
+    // back into them with its old, lower token.
+    for server in &servers[..2] {
+        server.cmd(&["DEL", SLOTS, HOLDS]);
+        eventually("the old permit spreads back", || async {
+            held_on(server) == 1
+        })
+        .await;
+    }
+    assert!(old.is_valid());
+    // A grant by those two alone must still be above every token given before.
+    servers[2].pause();
+    let permit = sem.acquire().await.unwrap();
+    servers[2].resume();
+    assert!(
+        permit.fencing_token() > last,
+        "token {} repeats one at or below {last}",
+        permit.fencing_token()
+    );
+    for server in &servers[..2] {
+        token_on(server);
+    }
+    permit.release().await.unwrap();
+    old.release().await.unwrap();
+}

@@ -14,7 +14,9 @@ local n = tonumber(ARGV[2])
 if conf.limit + n > 4294967295 then
   error({ err = E_LIMIT .. ' cannot add ' .. n .. ' permits to ' .. conf.limit .. ': the most is 4294967295' })
 end
+local now = now_ms()
+reclaim(now)
 need_holds()
 conf.limit = redis.call('HINCRBY', CONFIG, 'limit', n)
-wake(now_ms(), conf, true)
+wake(now, conf, true)
 return conf.limit

@@ -73,6 +73,11 @@ local function take(slot)
   return true
 end
 
+-- A HOLDS made anew has no last token: its counter starts at the floor (next_token), never
+-- at a lower token a claiming permit brings.
+if holds_token == 0 then
+  holds_token = math.max(conf.token, tonumber(stamp()))
+end
 local expiry = now + lease
 local held, leases, fields, gone = {}, {}, {}, {}
 for i = 7, #ARGV do

@@ -15,8 +15,10 @@ local grown = math.max(0, conf.limit - conf.permits)
 if n + grown > 4294967295 then
   error({ err = E_LIMIT .. ' cannot have ' .. (n + grown) .. ' permits: the most is 4294967295' })
 end
+local now = now_ms()
+reclaim(now)
 need_holds()
 redis.call('HSET', CONFIG, 'permits', n, 'limit', n + grown)
 conf.limit = n + grown
-wake(now_ms(), conf, true)
+wake(now, conf, true)
 return conf.limit

@@ -105,7 +105,8 @@ local function serve(now, conf, free, asking)
   local parts, leaving, granted = { stamp() }, {}, 0
   local first, scanned = 1, 0
   while free > 0 and scanned < 100 do
-    local lines = read('zset', 'ZRANGE', QUEUE, first, first + free - 1)
+    -- At most 100 lines a script (and so a bounded HMGET below).
+    local lines = read('zset', 'ZRANGE', QUEUE, first, first + math.min(free, 100 - scanned) - 1)
     if #lines == 0 then
       break
     end
