@@ -58,7 +58,7 @@ impl AsyncSemaphore {
     ///
     /// Cancel safe: it only reads.
     pub async fn holders(&self) -> Result<Vec<Holder>, Error> {
-        let quorum = &self.shared().core.quorum;
+        let quorum = &self.core().quorum;
         let held = quorum.holders().await?;
         let mut holders: Vec<Holder> = Vec::new();
         for entry in held {
@@ -133,7 +133,7 @@ impl AsyncSemaphore {
                 "a semaphore needs at least 1 permit".into(),
             ));
         }
-        self.shared().core.quorum.resize(n).await?;
+        self.core().quorum.resize(n).await?;
         Ok(())
     }
 
@@ -152,11 +152,7 @@ impl AsyncSemaphore {
     /// If the future is dropped, the release may or may not have been done: call it again
     /// (releasing a permit that is gone frees nothing).
     pub async fn release_holder(&self, id: &str) -> Result<u32, Error> {
-        self.shared()
-            .core
-            .quorum
-            .release(id, &Leave::default(), &[])
-            .await
+        self.core().quorum.release(id, &Leave::Stay, &[]).await
     }
 
     /// Deletes the semaphore: its stored count, its token counter and every lease. Holders
@@ -174,6 +170,6 @@ impl AsyncSemaphore {
     /// If the future is dropped, some masters may have deleted the semaphore and others
     /// not: call it again.
     pub async fn delete(&self) -> Result<bool, Error> {
-        self.shared().core.quorum.delete().await
+        self.core().quorum.delete().await
     }
 }

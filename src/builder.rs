@@ -3,11 +3,15 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::core::Core;
 use crate::error::Error;
+use crate::link::Link;
 use crate::master::Master;
 use crate::quorum::Quorum;
 use crate::semaphore::AsyncSemaphore;
-use crate::shutdown::Releases;
 
 /// Longest semaphore name accepted, in bytes (1024): every request carries it four times.
 pub const MAX_NAME_LEN: usize = 1024;
@@ -180,6 +184,39 @@ impl fmt::Debug for Builder {
             .field("request_timeout", &self.effective_request_timeout())
             .field("outage_timeout", &self.outage_timeout)
             .finish()
+    }
+}
+
+/// Where building starts: the builder's constructors on [`AsyncSemaphore`], here beside
+/// the builder they return (so the façade does not import its own builder).
+impl AsyncSemaphore {
+    /// Starts building a semaphore called `name` with `permits` permits; see [`Builder`]
+    /// for the settings and their defaults. Nothing is checked or sent until
+    /// [`build`](Builder::build).
+    ///
+    /// The name is 1 to [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes (any bytes: it is
+    /// the hash tag of the semaphore's keys, `semaphore:{name}:*`), and `permits` at least 1.
+    pub fn builder(name: impl Into<String>, permits: u32) -> Builder {
+        Builder::new(name.into(), permits)
+    }
+
+    /// Starts building a handle on an existing semaphore called `name`, with the permit
+    /// count stored with it: for tools and operators that do not know the count.
+    /// [`build`](Builder::build) returns [`Error::NotFound`] if there is no such semaphore.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// let sem = redis_semaphore::AsyncSemaphore::open("reports")
+    ///     .master("redis://127.0.0.1:6379")
+    ///     .build()
+    ///     .await?;
+    /// for holder in sem.holders().await? {
+    ///     println!("{} holds slots {:?}", holder.id, holder.slots);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn open(name: impl Into<String>) -> Builder {
+        Builder::adopting(name.into())
     }
 }
 
@@ -479,29 +516,27 @@ impl Builder {
     pub async fn build(self) -> Result<AsyncSemaphore, Error> {
         self.validate()?;
         let timeout = self.effective_request_timeout();
-        let mut masters = Vec::new();
+        let mut masters: Vec<Arc<dyn Link>> = Vec::new();
         for spec in self.masters {
             masters.push(match spec.expect("validated") {
-                Spec::Server(client) => Master::new(*client, timeout)?,
+                Spec::Server(client) => Arc::new(Master::new(*client, timeout)?),
                 #[cfg(feature = "cluster")]
-                Spec::Cluster(nodes) => Master::cluster(nodes, timeout).await?,
+                Spec::Cluster(nodes) => Arc::new(Master::cluster(nodes, timeout).await?),
             });
         }
-        let releases = Releases::new(masters.clone(), self.name.clone());
         let mut quorum = Quorum::new(masters, &self.name, self.permits, self.bounded);
         let status = quorum.status().await?;
         if self.adopt {
             quorum = quorum.adopting(&status);
         }
-        Ok(AsyncSemaphore::from_parts(
-            quorum,
-            releases,
-            self.name,
-            self.lease,
-            self.raise_on_redis_errors,
-            self.outage_timeout,
-            self.fair,
-        ))
+        let config = Config {
+            name: self.name,
+            lease: self.lease,
+            raise_on_redis_errors: self.raise_on_redis_errors,
+            outage_timeout: self.outage_timeout,
+            fair: self.fair,
+        };
+        Ok(AsyncSemaphore::new(Core::new(config, quorum)))
     }
 }
 

@@ -209,12 +209,47 @@ impl Error {
     /// permission, a full server, bad arguments, a lost permit).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Redis { source, .. } => crate::master::is_transient(source),
+            Error::Redis { source, .. } => is_transient(source),
             Error::Quorum { failures, .. } => {
                 !failures.is_empty() && failures.iter().all(|f| f.error.is_transient())
             }
             Error::Outage { .. } => true,
             _ => false,
         }
+    }
+}
+/// True when retrying later may succeed: the master was unreachable, slow, restarting or
+/// failing over. Wrong passwords, missing ACL permissions, scripts refused (`OOM`) are not:
+/// waiting on them would hang a caller that can never succeed.
+fn is_transient(error: &redis::RedisError) -> bool {
+    if error.kind() == redis::ErrorKind::AuthenticationFailed {
+        return false;
+    }
+    if matches!(
+        error.code(),
+        Some("BUSY" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "READONLY")
+    ) {
+        return true;
+    }
+    error.is_timeout()
+        || error.is_io_error()
+        || !matches!(error.retry_method(), redis::RetryMethod::NoRetry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn classifies_errors() {
+        let timeout: redis::RedisError = io::Error::new(io::ErrorKind::TimedOut, "slow").into();
+        assert!(is_transient(&timeout));
+        let refused: redis::RedisError =
+            io::Error::new(io::ErrorKind::ConnectionRefused, "down").into();
+        assert!(is_transient(&refused));
+        let auth: redis::RedisError =
+            (redis::ErrorKind::AuthenticationFailed, "wrong password").into();
+        assert!(!is_transient(&auth));
     }
 }

@@ -13,11 +13,7 @@ use tokio::task::AbortHandle;
 use tokio::time::{Instant, sleep_until};
 
 use crate::quorum::Quorum;
-
-/// Clock drift allowed for on a lease: 1% of it plus 2 ms (Redlock's allowance).
-pub(crate) fn validity(lease: Duration) -> Duration {
-    lease.saturating_sub(lease / 100 + Duration::from_millis(2))
-}
+use crate::quorum::decide::validity;
 
 /// What a permit and its renewal task share.
 #[derive(Debug)]
@@ -144,15 +140,6 @@ async fn renew(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn validity_leaves_room_for_drift() {
-        assert_eq!(
-            validity(Duration::from_secs(10)),
-            Duration::from_millis(9898)
-        );
-        assert_eq!(validity(Duration::from_millis(1)), Duration::ZERO);
-    }
 
     #[tokio::test(start_paused = true)]
     async fn state_turns_invalid_at_its_deadline() {

@@ -1,10 +1,15 @@
 #![doc = include_str!("../README.md")]
 
+mod acquire;
 mod admin;
 mod builder;
+mod config;
+mod core;
+mod detached;
 mod error;
 mod health;
 mod lease;
+mod link;
 mod lua;
 mod master;
 mod permit;

@@ -19,14 +19,17 @@ use redis::{RedisWrite, Script, ToRedisArgs};
 /// (a cluster).
 #[derive(Debug)]
 pub(crate) struct Scripted {
+    /// The script's file name, `acquire.lua`: what traces and test links know it by.
+    pub(crate) file: &'static str,
     pub(crate) plain: Script,
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) sharded: Script,
 }
 
 impl Scripted {
-    fn new(body: &str) -> Self {
+    fn new(file: &'static str, body: &str) -> Self {
         Scripted {
+            file,
             plain: Script::new(&format!("{}{body}", header("PUBLISH"))),
             sharded: Script::new(&format!("{}{body}", header("SPUBLISH"))),
         }
@@ -81,7 +84,12 @@ fn header(publish: &str) -> String {
 
 macro_rules! script {
     ($file:literal) => {
-        LazyLock::new(|| Scripted::new(include_str!(concat!(env!("OUT_DIR"), "/lua/", $file))))
+        LazyLock::new(|| {
+            Scripted::new(
+                $file,
+                include_str!(concat!(env!("OUT_DIR"), "/lua/", $file)),
+            )
+        })
     };
 }
 
@@ -97,21 +105,32 @@ pub(crate) static DELETE: LazyLock<Scripted> = script!("delete.lua");
 /// The keys of one semaphore, in the order the scripts take them. They share the hash tag
 /// `{name}`, so on a cluster they live on one shard.
 #[derive(Debug, Clone)]
-pub(crate) struct Keys([String; KEYS.len()]);
+pub(crate) struct Keys {
+    name: String,
+    keys: [String; KEYS.len()],
+}
 
 impl Keys {
     pub(crate) fn new(name: &str) -> Self {
-        Keys(KEYS.map(|(_, part)| key(name, part)))
+        Keys {
+            name: name.to_string(),
+            keys: KEYS.map(|(_, part)| key(name, part)),
+        }
+    }
+
+    /// The semaphore's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     /// The channel the scripts publish wake-ups on (not a key, but named like one).
     pub(crate) fn channel(&self) -> String {
-        let config = &self.0[0];
+        let config = &self.keys[0];
         format!("{}{CHANNEL}", &config[..config.len() - KEYS[0].1.len()])
     }
 
     pub(crate) fn as_slice(&self) -> &[String] {
-        &self.0
+        &self.keys
     }
 }
 

@@ -6,13 +6,14 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, RetryMethod};
 
 use crate::error::Error;
 use crate::health::Health;
-use crate::lua::{Keys, Scripted, code};
-use crate::wake::{Listener, Subscriber};
+use crate::link::{Call, Link};
+use crate::lua::code;
+use crate::wake::{Listener, Source, Subscriber};
 
 /// A master and its connection. Cheap to clone: the connection is shared and reconnects
 /// in the background after it drops.
@@ -32,14 +33,6 @@ enum Conn {
     Server(Arc<Managed>),
     #[cfg(feature = "cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
-}
-
-/// Where the subscriber connection for wake-ups comes from.
-#[derive(Clone)]
-pub(crate) enum Source {
-    Server(Box<redis::Client>),
-    #[cfg(feature = "cluster")]
-    Cluster(Vec<redis::ConnectionInfo>),
 }
 
 /// A server's reconnecting connection, replaced by a fresh one after a refused
@@ -152,13 +145,8 @@ impl Master {
         })
     }
 
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The same master on fresh connections, made on the current runtime: for a release
-    /// that outlived the runtime this master's own connections were made on.
-    pub(crate) async fn reconnect(&self) -> Result<Master, Error> {
+    /// The same master on fresh connections, made on the current runtime.
+    async fn reconnected(&self) -> Result<Master, Error> {
         match &self.source {
             Source::Server(client) => Master::new((**client).clone(), self.timeout),
             #[cfg(feature = "cluster")]
@@ -166,41 +154,19 @@ impl Master {
         }
     }
 
-    /// Its failure since it last answered, if any.
-    pub(crate) fn health(&self) -> &Health {
-        &self.health
-    }
-
-    /// How long one request to this master may take.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// Listens to `channel` on this master's shared subscriber connection.
-    pub(crate) async fn listen(&self, channel: &str) -> Option<Listener> {
-        Subscriber::for_source(&self.source, self.timeout)
-            .subscribe(channel)
-            .await
-    }
-
-    /// Runs one script on this master, bounded by the request timeout (which also covers
-    /// reconnecting and reloading a script the server forgot).
-    pub(crate) async fn run<T: FromRedisValue>(
-        &self,
-        script: &Scripted,
-        keys: &Keys,
-        args: &[Vec<u8>],
-    ) -> Result<T, Error> {
+    /// Runs one script, bounded by the request timeout (which also covers reconnecting and
+    /// reloading a script the server forgot).
+    async fn invoke(&self, call: Call<'_>) -> Result<redis::Value, Error> {
         let script = match self.conn {
-            Conn::Server(_) => &script.plain,
+            Conn::Server(_) => &call.script.plain,
             #[cfg(feature = "cluster")]
-            Conn::Cluster(_) => &script.sharded,
+            Conn::Cluster(_) => &call.script.sharded,
         };
         let mut invocation = script.prepare_invoke();
-        for key in keys.as_slice() {
+        for key in call.keys.as_slice() {
             invocation.key(key);
         }
-        invocation.arg(args);
+        invocation.arg(call.args);
         let reply = match &self.conn {
             Conn::Server(managed) => {
                 let mut conn = managed.get();
@@ -226,9 +192,9 @@ impl Master {
                 return Ok(value);
             }
             // redis-rs's own response timeout is the request timeout too: say which.
-            Ok(Err(source)) if source.is_timeout() => self.error(self.timed_out()),
-            Ok(Err(source)) => self.error(source),
-            Err(_elapsed) => self.error(self.timed_out()),
+            Ok(Err(source)) if source.is_timeout() => self.error(self.timed_out(), &call),
+            Ok(Err(source)) => self.error(source, &call),
+            Err(_elapsed) => self.error(self.timed_out(), &call),
         };
         match &error {
             Error::Redis { .. } => self.health.failed(&self.name, &error),
@@ -252,7 +218,7 @@ impl Master {
 
     /// Turns what the server answered into an [`Error`]; the scripts' own errors become
     /// the variants a user can act on.
-    fn error(&self, source: redis::RedisError) -> Error {
+    fn error(&self, source: redis::RedisError, call: &Call<'_>) -> Error {
         let master = self.name.clone();
         let detail = || source.detail().map(strip_script_suffix).unwrap_or_default();
         match source.code() {
@@ -265,22 +231,50 @@ impl Master {
                 detail: source.to_string(),
             },
             Some(code::LIMIT) => Error::InvalidArgument(detail()),
-            // The name is filled in by the caller, who knows it.
             Some(code::NOT_FOUND) => Error::NotFound {
-                name: String::new(),
+                name: call.keys.name().to_string(),
             },
             Some(code::CONFIG) => match parse_stored(&detail()) {
-                // What was requested is filled in by the caller, who knows it.
                 Some((stored, stored_bounded)) => Error::ConfigMismatch {
                     stored,
-                    requested: 0,
+                    requested: call.caller.permits,
                     stored_bounded,
-                    requested_bounded: true,
+                    requested_bounded: call.caller.bounded,
                 },
                 None => Error::Redis { master, source },
             },
             _ => Error::Redis { master, source },
         }
+    }
+}
+
+impl Link for Master {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn health(&self) -> &Health {
+        &self.health
+    }
+
+    fn run<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<redis::Value, Error>> {
+        Box::pin(self.invoke(call))
+    }
+
+    fn listen<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Option<Listener>> {
+        Box::pin(async move {
+            Subscriber::for_source(&self.source, self.timeout)
+                .subscribe(channel)
+                .await
+        })
+    }
+
+    fn reconnect(&self) -> BoxFuture<'_, Result<Arc<dyn Link>, Error>> {
+        Box::pin(async move { Ok(Arc::new(self.reconnected().await?) as Arc<dyn Link>) })
     }
 }
 
@@ -304,24 +298,6 @@ fn strip_script_suffix(detail: &str) -> String {
     }
 }
 
-/// True when retrying later may succeed: the master was unreachable, slow, restarting or
-/// failing over. Wrong passwords, missing ACL permissions, scripts refused (`OOM`) are not:
-/// waiting on them would hang a caller that can never succeed.
-pub(crate) fn is_transient(error: &redis::RedisError) -> bool {
-    if error.kind() == redis::ErrorKind::AuthenticationFailed {
-        return false;
-    }
-    if matches!(
-        error.code(),
-        Some("BUSY" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "READONLY")
-    ) {
-        return true;
-    }
-    error.is_timeout()
-        || error.is_io_error()
-        || !matches!(error.retry_method(), RetryMethod::NoRetry)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,17 +319,5 @@ mod tests {
         assert_eq!(parse_stored("3 0"), Some((3, false)));
         assert_eq!(parse_stored("3"), None);
         assert_eq!(parse_stored("x 1"), None);
-    }
-
-    #[test]
-    fn classifies_errors() {
-        let timeout: redis::RedisError = io::Error::new(io::ErrorKind::TimedOut, "slow").into();
-        assert!(is_transient(&timeout));
-        let refused: redis::RedisError =
-            io::Error::new(io::ErrorKind::ConnectionRefused, "down").into();
-        assert!(is_transient(&refused));
-        let auth: redis::RedisError =
-            (redis::ErrorKind::AuthenticationFailed, "wrong password").into();
-        assert!(!is_transient(&auth));
     }
 }

@@ -7,9 +7,25 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::core::Core;
+use crate::detached::Detached;
 use crate::error::Error;
 use crate::lease::{self, LeaseState};
-use crate::semaphore::{Detached, Shared};
+use crate::quorum::decide::validity;
+use crate::shutdown::GiveBack;
+
+/// What a permit is made from: a grant of the masters.
+#[derive(Debug)]
+pub(crate) struct Grant {
+    pub(crate) id: String,
+    pub(crate) token: u64,
+    pub(crate) slots: Vec<u32>,
+    /// When the granting request was sent: the lease cannot have started earlier.
+    pub(crate) sent: Instant,
+    /// The grant's own lease: the handle's, or a waiter lease for a grant pushed to a
+    /// waiter (until its first renewal).
+    pub(crate) lease: Duration,
+}
 
 /// One or more permits of a semaphore, held under one lease.
 ///
@@ -34,7 +50,9 @@ use crate::semaphore::{Detached, Shared};
 /// slot. Protect the resource itself with the [fencing token](Permit::fencing_token).
 #[must_use = "dropping the permit releases it at once; hold it (`let _permit = ...`, not `let _ = ...`) for as long as you need the resource"]
 pub struct Permit {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
+    /// Where [`detach`](Permit::detach) hands the permit back to.
+    home: Arc<Detached>,
     state: Arc<LeaseState>,
     slots: Vec<u32>,
     token: u64,
@@ -46,7 +64,7 @@ pub struct Permit {
 impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("semaphore", &self.shared.name)
+            .field("semaphore", &self.core.config.name)
             .field("id", &self.state.id)
             .field("slots", &self.slots)
             .field("fencing_token", &self.token)
@@ -56,35 +74,39 @@ impl fmt::Debug for Permit {
 }
 
 impl Permit {
-    /// Wraps a fresh grant and starts renewing it. `started` is when the granting request
-    /// was sent: the lease cannot have started earlier. `first` is the grant's own lease
-    /// (shorter than the handle's for a grant pushed to a waiter).
+    /// Wraps a fresh grant and starts renewing it on `runtime` (the one it was acquired
+    /// on, where its background release runs too).
     pub(crate) fn new(
-        shared: Arc<Shared>,
-        id: String,
-        token: u64,
-        slots: Vec<u32>,
-        started: Instant,
-        first: Duration,
+        core: Arc<Core>,
+        home: Arc<Detached>,
+        grant: Grant,
         runtime: tokio::runtime::Handle,
     ) -> Self {
-        let lease = shared.core.lease;
+        let Grant {
+            id,
+            token,
+            slots,
+            sent,
+            lease: first,
+        } = grant;
+        let lease = core.config.lease;
         let state = Arc::new(LeaseState::new(
             id,
             token,
             slots.clone(),
-            started + lease::validity(first),
+            sent + validity(first),
         ));
         let renewal = lease::spawn_renewal(
             &runtime,
-            Arc::clone(&shared.core.quorum),
+            Arc::clone(&core.quorum),
             lease,
             first,
             Arc::clone(&state),
-            started,
+            sent,
         );
         Permit {
-            shared,
+            core,
+            home,
             state,
             slots,
             token,
@@ -121,9 +143,8 @@ impl Permit {
     pub async fn release(mut self) -> Result<(), Error> {
         self.settled = true;
         self.renewal.abort();
-        let core = Arc::clone(&self.shared.core);
-        let released = core.release_lease(&self.state, &[]).await;
-        core.released.notify_waiters();
+        let released = self.core.release_lease(&self.state, &[]).await;
+        self.core.releases.freed();
         released
     }
 
@@ -183,10 +204,8 @@ impl Permit {
     /// and `release` by hand.
     pub fn detach(mut self) {
         self.settled = true;
-        self.shared.push_detached(Detached {
-            state: Arc::clone(&self.state),
-            renewal: self.renewal.clone(),
-        });
+        self.home
+            .push(Arc::clone(&self.state), self.renewal.clone());
     }
 }
 
@@ -196,11 +215,7 @@ impl Drop for Permit {
             return;
         }
         self.renewal.abort();
-        self.shared.core.release_in_background(
-            &self.runtime,
-            self.state.id.clone(),
-            (String::new(), false),
-            Vec::new(),
-        );
+        self.core
+            .release_in_background(&self.runtime, GiveBack::permit(&self.state.id));
     }
 }

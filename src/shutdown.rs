@@ -13,7 +13,8 @@
 //! those leases end on their own.
 //!
 //! [`Releases`] counts the releases of a handle still running, for
-//! [`AsyncSemaphore::flush`](crate::AsyncSemaphore::flush).
+//! [`AsyncSemaphore::flush`](crate::AsyncSemaphore::flush), and wakes the handle's
+//! waiters when one is done.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,9 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::error::Error;
-use crate::master::Master;
 use crate::quorum::{Leave, Quorum};
-use crate::semaphore::Core;
 use crate::trace;
 
 /// After a release at shutdown went unanswered, how long the next ones are not tried.
@@ -36,34 +35,17 @@ const SLACK: Duration = Duration::from_millis(50);
 /// When a release at shutdown last went unanswered.
 static UNANSWERED: Mutex<Option<Instant>> = Mutex::new(None);
 
-/// A handle's background releases: how many are still running, and how to do one again
-/// on fresh connections if its runtime shuts down first.
-#[derive(Debug)]
+/// A handle's background releases: how many are still running, and the wake-up of the
+/// handle's waiters when a permit is given back.
+#[derive(Debug, Default)]
 pub(crate) struct Releases {
     running: AtomicUsize,
     idle: Notify,
-    /// The handle's masters, whose addresses a release at shutdown connects to afresh.
-    masters: Vec<Master>,
-    name: String,
-    timeout: Duration,
+    /// Wakes this process's waiters when one of its permits is released.
+    freed: Notify,
 }
 
 impl Releases {
-    pub(crate) fn new(masters: Vec<Master>, name: String) -> Self {
-        let timeout = masters
-            .iter()
-            .map(Master::timeout)
-            .max()
-            .unwrap_or_default();
-        Releases {
-            running: AtomicUsize::new(0),
-            idle: Notify::new(),
-            masters,
-            name,
-            timeout,
-        }
-    }
-
     /// Waits until no background release of the handle is running.
     pub(crate) async fn flush(&self) {
         loop {
@@ -77,6 +59,16 @@ impl Releases {
         }
     }
 
+    /// Resolves at the next [`freed`](Self::freed).
+    pub(crate) fn on_freed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.freed.notified()
+    }
+
+    /// Wakes the handle's waiters: one of its permits was released.
+    pub(crate) fn freed(&self) {
+        self.freed.notify_waiters();
+    }
+
     fn finished(&self) {
         if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle.notify_waiters();
@@ -84,27 +76,41 @@ impl Releases {
     }
 }
 
-/// One background release: `id`'s `slots` (all when empty), and its registration with
-/// waiter `line` (when not empty), which leaves the queue if `dequeue`. Counted as running
-/// from its making to its drop; done over again at its drop if it did not finish.
+/// What a background release gives back: `id`'s `slots` (all of them when empty; no
+/// permit when `id` is empty), and what `leave` says of the acquire's waiter line.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GiveBack {
+    pub(crate) id: String,
+    pub(crate) slots: Vec<u32>,
+    pub(crate) leave: Leave,
+}
+
+impl GiveBack {
+    /// A whole permit (a dropped one, or a grant an acquire may have been given).
+    pub(crate) fn permit(id: &str) -> Self {
+        GiveBack {
+            id: id.to_string(),
+            ..GiveBack::default()
+        }
+    }
+}
+
+/// One background release. Counted as running from its making to its drop; done over
+/// again at its drop if it did not finish.
 pub(crate) struct Release {
-    core: Arc<Core>,
-    id: String,
-    line: String,
-    dequeue: bool,
-    slots: Vec<u32>,
+    quorum: Arc<Quorum>,
+    releases: Arc<Releases>,
+    give: GiveBack,
     finished: bool,
 }
 
 impl Release {
-    pub(crate) fn new(core: Arc<Core>, id: String, line: (String, bool), slots: Vec<u32>) -> Self {
-        core.releases.running.fetch_add(1, Ordering::AcqRel);
+    pub(crate) fn new(quorum: Arc<Quorum>, releases: Arc<Releases>, give: GiveBack) -> Self {
+        releases.running.fetch_add(1, Ordering::AcqRel);
         Release {
-            core,
-            id,
-            line: line.0,
-            dequeue: line.1,
-            slots,
+            quorum,
+            releases,
+            give,
             finished: false,
         }
     }
@@ -112,17 +118,10 @@ impl Release {
     /// Releases on the handle's own connections; a failure is left to the leases, which
     /// expire on their own.
     pub(crate) async fn run(mut self) {
-        let leave = Leave {
-            line: &self.line,
-            dequeue: self.dequeue,
-        };
-        let released = self
-            .core
-            .quorum
-            .release(&self.id, &leave, &self.slots)
-            .await;
-        trace::released(&self.id, &released);
-        self.core.released.notify_waiters();
+        let GiveBack { id, slots, leave } = &self.give;
+        let released = self.quorum.release(id, leave, slots).await;
+        trace::released(id, &released);
+        self.releases.freed();
         // A release that fails while the runtime shuts down may have failed because of
         // it (the shutdown drops the connections' tasks first): do it over elsewhere.
         self.finished = released.is_ok() || !runtime_closing();
@@ -131,22 +130,13 @@ impl Release {
     /// Does the release on a thread of its own and waits for it, at most about one
     /// request timeout. Never panics: whatever fails is left to the lease.
     fn rescue(&self) {
-        let releases = &self.core.releases;
         let unanswered = *UNANSWERED.lock().unwrap_or_else(PoisonError::into_inner);
         if unanswered.is_some_and(|at| at.elapsed() < QUIET) {
             return;
         }
-        let timeout = releases.timeout;
-        let masters = releases.masters.clone();
-        let name = releases.name.clone();
-        let permits = self.core.quorum.permits();
-        let bounded = self.core.quorum.bounded();
-        let (id, line, dequeue, slots) = (
-            self.id.clone(),
-            self.line.clone(),
-            self.dequeue,
-            self.slots.clone(),
-        );
+        let timeout = self.quorum.request_timeout();
+        let quorum = Arc::clone(&self.quorum);
+        let GiveBack { id, slots, leave } = self.give.clone();
         let (done, answered) = std::sync::mpsc::channel();
         let started = std::thread::Builder::new()
             .name("redis-semaphore-exit-release".into())
@@ -158,17 +148,8 @@ impl Release {
                     return;
                 };
                 let release = async {
-                    let mut fresh = Vec::with_capacity(masters.len());
-                    for master in &masters {
-                        fresh.push(master.reconnect().await?);
-                    }
-                    let leave = Leave {
-                        line: &line,
-                        dequeue,
-                    };
-                    Quorum::new(fresh, &name, permits, bounded)
-                        .release(&id, &leave, &slots)
-                        .await
+                    let fresh = quorum.reconnected().await?;
+                    fresh.release(&id, &leave, &slots).await
                 };
                 let released: Result<Result<u32, Error>, _> =
                     runtime.block_on(async { tokio::time::timeout(timeout, release).await });
@@ -212,8 +193,8 @@ impl Drop for Release {
     fn drop(&mut self) {
         if !self.finished {
             self.rescue();
-            self.core.released.notify_waiters();
+            self.releases.freed();
         }
-        self.core.releases.finished();
+        self.releases.finished();
     }
 }

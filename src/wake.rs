@@ -18,7 +18,14 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::master::Source;
+/// Where a master's subscriber connection for wake-ups comes from: the server, or (feature
+/// `cluster`) the cluster's seed nodes.
+#[derive(Clone)]
+pub(crate) enum Source {
+    Server(Box<redis::Client>),
+    #[cfg(feature = "cluster")]
+    Cluster(Vec<redis::ConnectionInfo>),
+}
 
 /// A wake-up: the publishing script's stamp, then the waiter lines the free slots are kept
 /// for (none: anyone may try), separated by spaces.

@@ -11,28 +11,34 @@
 //! Every operation goes to all masters at once and waits for all of them, each bounded by
 //! its own request timeout: a hung master costs one timeout, never a stalled caller. One
 //! master is the case `M = 1`, quorum 1, through exactly the same code.
+//!
+//! This module sends the requests and reads the replies; what they mean is decided by the
+//! pure functions of [`decide`], which are unit-tested without a server. The masters are
+//! reached through [`Link`], so the quorum itself runs in tests against scripted links too
+//! (`tests` below).
 
-use std::collections::BTreeMap;
+pub(crate) mod decide;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use redis::FromRedisValue;
-use tokio::time::Instant;
 
 use crate::error::{Error, MasterFailure};
+use crate::link::{Call, Link};
 pub(crate) use crate::lua::Queue;
 use crate::lua::{
     self, AcquireArgs, Acquired, Caller, HoldArgs, Keys, ReleaseArgs, Scripted, Status, millis,
 };
-use crate::master::Master;
 use crate::wake::Listener;
+use decide::{Deadline, Majority, MasterGrant, Plan, Renewal, Replies};
 
 /// Everything needed to talk to one semaphore's masters.
 #[derive(Debug)]
 pub(crate) struct Quorum {
-    masters: Vec<Master>,
-    name: String,
+    masters: Vec<Arc<dyn Link>>,
     keys: Keys,
     /// The handle's permit count, sent with every call (0: adopt the stored one); changed
     /// only by `set_permits`.
@@ -41,7 +47,7 @@ pub(crate) struct Quorum {
     bounded: AtomicBool,
 }
 
-/// One acquire attempt: who asks, for how many slots, and from which waiter line.
+/// One acquire request: who asks, for how many slots, and from which waiter line.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ask<'a> {
     pub(crate) id: &'a str,
@@ -58,9 +64,10 @@ pub(crate) struct Ask<'a> {
     pub(crate) waits: bool,
 }
 
-/// What an acquire attempt came to.
+/// What one round of an acquire (a request to every master, and a settling round if they
+/// differed) came to.
 #[derive(Debug)]
-pub(crate) struct Attempt {
+pub(crate) struct Round {
     /// Granted, or busy (with the earliest expiry when known; without it, the masters
     /// disagreed and everything was given back).
     pub(crate) outcome: Acquired,
@@ -74,26 +81,38 @@ pub(crate) struct Attempt {
 }
 
 /// What a release does with the waiter line an acquire stood in.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Leave<'a> {
-    /// The line ("" for a permit's own release).
-    pub(crate) line: &'a str,
-    /// Take the line off the queue: its last waiter gave up.
-    pub(crate) dequeue: bool,
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Leave {
+    /// Nothing: a permit's own release.
+    #[default]
+    Stay,
+    /// Take back the id's registration with this line (the line keeps its place: other
+    /// waiters of the handle stand in it).
+    Unregister(String),
+    /// Take back the registration and take the line off the queue: its last waiter gave up.
+    Dequeue(String),
 }
 
-/// One master's grant in an acquire round.
-struct Grant {
-    master: usize,
-    token: u64,
-    slots: Vec<u32>,
+impl Leave {
+    /// The release script's `line` and `leave` arguments.
+    fn args(&self) -> (&str, bool) {
+        match self {
+            Leave::Stay => ("", false),
+            Leave::Unregister(line) => (line, false),
+            Leave::Dequeue(line) => (line, true),
+        }
+    }
 }
 
 impl Quorum {
-    pub(crate) fn new(masters: Vec<Master>, name: &str, permits: u32, bounded: bool) -> Self {
+    pub(crate) fn new(
+        masters: Vec<Arc<dyn Link>>,
+        name: &str,
+        permits: u32,
+        bounded: bool,
+    ) -> Self {
         Quorum {
             masters,
-            name: name.to_string(),
             keys: Keys::new(name),
             permits: AtomicU32::new(permits),
             bounded: AtomicBool::new(bounded),
@@ -120,10 +139,24 @@ impl Quorum {
     pub(crate) fn adopting(&self, status: &Status) -> Self {
         Quorum::new(
             self.masters.clone(),
-            &self.name,
+            self.keys.name(),
             status.permits,
             status.bounded,
         )
+    }
+
+    /// The same masters and semaphore on fresh connections made on the current runtime.
+    pub(crate) async fn reconnected(&self) -> Result<Quorum, Error> {
+        let mut fresh = Vec::with_capacity(self.masters.len());
+        for master in &self.masters {
+            fresh.push(master.reconnect().await?);
+        }
+        Ok(Quorum::new(
+            fresh,
+            self.keys.name(),
+            self.permits(),
+            self.bounded(),
+        ))
     }
 
     /// Listens to the semaphore's wake-ups on every master that can be reached, each
@@ -146,38 +179,22 @@ impl Quorum {
     pub(crate) fn request_timeout(&self) -> Duration {
         self.masters
             .iter()
-            .map(Master::timeout)
+            .map(|m| m.timeout())
             .max()
             .unwrap_or_default()
     }
 
+    fn majority(&self) -> Majority {
+        Majority::of(self.masters.len())
+    }
+
     /// Masters that must agree: a majority.
     pub(crate) fn needed(&self) -> usize {
-        self.masters.len() / 2 + 1
+        self.majority().needed()
     }
 
     fn several(&self) -> bool {
         self.masters.len() > 1
-    }
-
-    /// Fills in what a master could not know: the handle's count, the semaphore's name.
-    fn fix(&self, error: Error) -> Error {
-        match error {
-            Error::ConfigMismatch {
-                stored,
-                stored_bounded,
-                ..
-            } => Error::ConfigMismatch {
-                stored,
-                requested: self.permits(),
-                stored_bounded,
-                requested_bounded: self.bounded(),
-            },
-            Error::NotFound { .. } => Error::NotFound {
-                name: self.name.clone(),
-            },
-            other => other,
-        }
     }
 
     /// Runs `script` on the masters `which`, all at once; replies in the same order.
@@ -187,9 +204,22 @@ impl Quorum {
         script: &Scripted,
         args: &[Vec<u8>],
     ) -> Vec<(usize, Result<T, Error>)> {
+        let caller = self.caller();
         join_all(which.into_iter().map(|i| async move {
-            let reply = self.masters[i].run(script, &self.keys, args).await;
-            (i, reply.map_err(|e| self.fix(e)))
+            let master = &self.masters[i];
+            let call = Call {
+                script,
+                keys: &self.keys,
+                args,
+                caller,
+            };
+            let reply = master.run(call).await.and_then(|value| {
+                T::from_redis_value(value).map_err(|source| Error::Redis {
+                    master: master.name().to_string(),
+                    source: source.into(),
+                })
+            });
+            (i, reply)
         }))
         .await
     }
@@ -202,29 +232,32 @@ impl Quorum {
         self.on(0..self.masters.len(), script, args).await
     }
 
-    /// Splits replies into answers and failures.
-    fn sort_out<T>(&self, replies: Vec<(usize, Result<T, Error>)>) -> Answers<T> {
-        let mut answers = Answers {
-            ok: Vec::new(),
-            failures: Vec::new(),
-        };
-        for (i, reply) in replies {
-            match reply {
-                Ok(value) => answers.ok.push((i, value)),
-                Err(error) => answers.failures.push((i, error)),
-            }
-        }
-        answers
+    /// Runs `script` on every master and parses each reply with `parse`.
+    async fn parsed<T>(
+        &self,
+        script: &Scripted,
+        args: &[Vec<u8>],
+        parse: impl Fn(usize, &[redis::Value]) -> Option<T>,
+    ) -> Vec<(usize, Result<T, Error>)> {
+        self.on_all::<Vec<redis::Value>>(script, args)
+            .await
+            .into_iter()
+            .map(|(i, reply)| {
+                let parsed = reply
+                    .and_then(|r| parse(i, &r).ok_or_else(|| self.unexpected(i, script.file, &r)));
+                (i, parsed)
+            })
+            .collect()
     }
 
     /// The answers if a majority of the masters gave one, else the error: the master's
     /// own error with one master, each master's failure with several. A minority's
     /// failures, even ones that waiting cannot fix (a wrong key type there, a full
     /// server), do not stop the majority.
-    fn majority<T>(&self, replies: Vec<(usize, Result<T, Error>)>) -> Result<Answers<T>, Error> {
-        let answers = self.sort_out(replies);
-        if answers.ok.len() >= self.needed() {
-            Ok(answers)
+    fn agreed<T>(&self, replies: Vec<(usize, Result<T, Error>)>) -> Result<Vec<(usize, T)>, Error> {
+        let answers = Answers::sort(replies);
+        if answers.ok.len() >= self.majority().needed() {
+            Ok(answers.ok)
         } else {
             Err(self.no_quorum(answers.failures))
         }
@@ -236,7 +269,7 @@ impl Quorum {
             return failures.remove(0).1;
         }
         Error::Quorum {
-            needed: self.needed(),
+            needed: self.majority().needed(),
             masters: self.masters.len(),
             failures: failures
                 .into_iter()
@@ -249,22 +282,17 @@ impl Quorum {
     }
 
     /// Asks every master for `k` slots under permit `id` and keeps `k` slots that each
-    /// have a majority, if the grant is still valid at `deadline` (the attempt's start plus
-    /// the lease's validity). The common case is one round trip: masters that saw the same
-    /// history grant the same slots with the same token.
-    ///
-    /// When they differ, one more round trip settles it: masters that granted other slots
-    /// free them and take the kept ones if free, and every master that granted a lower
-    /// token has it raised to the permit's token (the highest of the grant), so the next
-    /// grant of these slots, whose majority shares a master with this one, gets a higher
-    /// token. Without a majority for `k` slots every grant is released and the caller
-    /// tries again after a random delay (`Busy` without a hint).
+    /// have a majority, if the grant is still valid at `deadline` (see [`decide`] for the
+    /// rules). The common case is one round trip: masters that saw the same history grant
+    /// the same slots with the same token; when they differ, one more round trip settles
+    /// it. Without a majority for `k` slots every grant is released and the caller tries
+    /// again after a random delay (`Busy` without a hint).
     pub(crate) async fn acquire(
         &self,
         ask: &Ask<'_>,
         lease: Duration,
-        deadline: Instant,
-    ) -> Result<Attempt, Error> {
+        deadline: Deadline,
+    ) -> Result<Round, Error> {
         let Ask { id, k, .. } = *ask;
         let args = AcquireArgs {
             caller: self.caller(),
@@ -281,120 +309,74 @@ impl Quorum {
             waits: ask.waits || ask.queue == Queue::Join,
         }
         .args();
-        let replies = self
-            .on_all::<Vec<i64>>(&lua::ACQUIRE, &args)
-            .await
-            .into_iter()
-            .map(|(i, reply)| {
-                let parsed = reply.and_then(|r| {
-                    Acquired::parse(&r).ok_or_else(|| self.unexpected(i, "acquire", &r))
-                });
-                (i, parsed)
-            })
-            .collect();
-        let answers = self.sort_out(replies);
-        let mut attempt = Attempt {
+        let answers = Answers::sort(
+            self.parsed(&lua::ACQUIRE, &args, |_, r| Acquired::parse(&ints(r)?))
+                .await,
+        );
+        let mut round = Round {
             outcome: Acquired::Busy { wait_ms: None },
             stamps: vec![None; self.masters.len()],
             unanswered: !answers.failures.is_empty(),
             granted_by: 0,
         };
-        let mut grants = Vec::new();
-        let mut busy = Vec::new();
-        let mut wait_ms: Option<u64> = None;
+        let mut replies = Replies {
+            failed: answers.failures.len(),
+            ..Replies::default()
+        };
         for (master, (answer, stamp)) in answers.ok {
-            attempt.stamps[master] = Some(stamp);
+            round.stamps[master] = Some(stamp);
             match answer {
-                Acquired::Granted { token, slots } => grants.push(Grant {
+                Acquired::Granted { token, slots } => replies.grants.push(MasterGrant {
                     master,
                     token,
                     slots,
                 }),
-                Acquired::Busy { wait_ms: w } => {
-                    busy.push(master);
-                    if let Some(w) = w {
-                        wait_ms = Some(wait_ms.map_or(w, |v| v.min(w)));
-                    }
-                }
+                Acquired::Busy { wait_ms } => replies.busy.push((master, wait_ms)),
             }
         }
-        if answers.failures.len() > self.masters.len() - self.needed() {
-            self.release_on(grants.iter().map(|g| g.master), id).await;
-            return Err(self.no_quorum(answers.failures));
-        }
-
-        let kept = self.majority_slots(grants.iter().map(|g| g.slots.as_slice()), k as usize);
-        if kept.len() < k as usize {
-            self.release_on(grants.iter().map(|g| g.master), id).await;
-            attempt.outcome = Acquired::Busy { wait_ms };
-            return Ok(attempt);
-        }
-        let token = grants
-            .iter()
-            .filter(|g| g.slots.iter().any(|s| kept.contains(s)))
-            .map(|g| g.token)
-            .max()
-            .expect("a kept slot was granted");
-        let (exact, differ): (Vec<&Grant>, Vec<&Grant>) = grants
-            .iter()
-            .partition(|g| g.slots == kept && g.token == token);
-        let mut holding: Vec<Vec<u32>> = exact.iter().map(|g| g.slots.clone()).collect();
-        // Masters to settle: those that granted something else or a lower token, and, for
-        // a waiter in a fair queue, those that said busy: they still queue its line, which
-        // would keep their next free slot for a waiter that is gone. They take the kept
-        // slots if free (safe: a majority holds them) and drop the line.
-        let mut settle: Vec<usize> = differ.iter().map(|g| g.master).collect();
-        let line = if ask.queue == Queue::Join {
-            settle.extend(&busy);
-            ask.line
-        } else {
-            ""
-        };
+        let queued = ask.queue == Queue::Join;
+        let (slots, token, exact, settle) =
+            match decide::plan_acquire(self.majority(), &replies, k as usize, queued) {
+                Plan::NoQuorum { release } => {
+                    self.release_on(release, id).await;
+                    return Err(self.no_quorum(answers.failures));
+                }
+                Plan::Busy { release, wait_ms } => {
+                    self.release_on(release, id).await;
+                    round.outcome = Acquired::Busy { wait_ms };
+                    return Ok(round);
+                }
+                Plan::Keep {
+                    slots,
+                    token,
+                    exact,
+                    settle,
+                } => (slots, token, exact, settle),
+            };
+        let mut holding: Vec<Vec<u32>> = exact.iter().map(|_| slots.clone()).collect();
         if !settle.is_empty() {
+            let line = if queued { ask.line } else { "" };
             let settled = self
-                .hold_on(settle.iter().copied(), id, &kept, token, lease, line)
+                .hold_on(settle.iter().copied(), id, &slots, token, lease, line)
                 .await;
             holding.extend(settled.into_iter().filter_map(|(_, r)| r.ok()));
         }
-        let kept_everywhere = kept
-            .iter()
-            .all(|s| holding.iter().filter(|h| h.contains(s)).count() >= self.needed());
-        if !kept_everywhere || Instant::now() >= deadline {
-            self.release_on(grants.iter().map(|g| g.master).chain(settle), id)
-                .await;
-            return Ok(attempt);
+        let held: Vec<&[u32]> = holding.iter().map(Vec::as_slice).collect();
+        if !decide::kept_on_majority(self.majority(), &slots, &held)
+            || !deadline.holds_at(tokio::time::Instant::now())
+        {
+            let granted = replies.grants.iter().map(|g| g.master);
+            self.release_on(granted.chain(settle), id).await;
+            return Ok(round);
         }
-        attempt.outcome = Acquired::Granted { token, slots: kept };
-        attempt.granted_by = holding.len();
-        Ok(attempt)
-    }
-
-    /// The lowest `k` slots held by at least a majority of `holdings`.
-    fn majority_slots<'a>(&self, holdings: impl Iterator<Item = &'a [u32]>, k: usize) -> Vec<u32> {
-        self.held_by_majority(holdings)
-            .into_iter()
-            .take(k)
-            .collect()
-    }
-
-    /// Slots held by at least a majority of `holdings`, lowest first.
-    fn held_by_majority<'a>(&self, holdings: impl Iterator<Item = &'a [u32]>) -> Vec<u32> {
-        let mut votes: BTreeMap<u32, usize> = BTreeMap::new();
-        for slots in holdings {
-            for &slot in slots {
-                *votes.entry(slot).or_default() += 1;
-            }
-        }
-        votes
-            .into_iter()
-            .filter(|&(_, n)| n >= self.needed())
-            .map(|(slot, _)| slot)
-            .collect()
+        round.outcome = Acquired::Granted { token, slots };
+        round.granted_by = holding.len();
+        Ok(round)
     }
 
     /// Releases whatever this acquire round granted (and may have settled) on `which`.
-    async fn release_on(&self, which: impl Iterator<Item = usize>, id: &str) {
-        let mut which: Vec<usize> = which.collect();
+    async fn release_on(&self, which: impl IntoIterator<Item = usize>, id: &str) {
+        let mut which: Vec<usize> = which.into_iter().collect();
         which.sort_unstable();
         which.dedup();
         if !which.is_empty() {
@@ -434,8 +416,9 @@ impl Quorum {
             .await
             .into_iter()
             .map(|(i, reply)| {
-                let parsed = reply
-                    .and_then(|r| lua::slots_of(&r).ok_or_else(|| self.unexpected(i, "hold", &r)));
+                let parsed = reply.and_then(|r| {
+                    lua::slots_of(&r).ok_or_else(|| self.unexpected(i, lua::HOLD.file, &r))
+                });
                 (i, parsed)
             })
             .collect()
@@ -460,104 +443,72 @@ impl Quorum {
         let replies = self
             .hold_on(0..self.masters.len(), id, slots, token, lease, "")
             .await;
-        let answers = self.sort_out(replies);
-        let unknown = answers.failures.len();
-        let holders = |slot: &u32| answers.ok.iter().filter(|(_, h)| h.contains(slot)).count();
+        let answers = Answers::sort(replies);
+        let holding: Vec<&[u32]> = answers.ok.iter().map(|(_, h)| h.as_slice()).collect();
         // Judged on the slots the permit holds now: a partial release may have overtaken
         // this renewal on some master.
-        let slots = current();
-        if slots.iter().all(|s| holders(s) >= self.needed()) {
-            return Ok(true);
+        let verdict = decide::judge_renewal(
+            self.majority(),
+            &current(),
+            &holding,
+            answers.failures.len(),
+        );
+        match verdict {
+            Renewal::Held => Ok(true),
+            Renewal::Lost => Ok(false),
+            Renewal::Unknown => Err(self.no_quorum(answers.failures)),
         }
-        if slots.iter().any(|s| holders(s) + unknown < self.needed()) {
-            return Ok(false);
-        }
-        Err(self.no_quorum(answers.failures))
     }
 
-    /// Frees `slots` of `id` (all of them when empty) on every master, takes back the
-    /// id's registration with its waiter line, and takes the line off the queue if asked;
-    /// returns the most that any master freed (0: no master knew the permit any more).
+    /// Frees `slots` of `id` (all of them when empty; no permit at all when `id` is empty)
+    /// on every master, and does what `leave` says with the acquire's waiter line; returns
+    /// the most that any master freed (0: no master knew the permit any more).
     pub(crate) async fn release(
         &self,
         id: &str,
-        line: &Leave<'_>,
+        leave: &Leave,
         slots: &[u32],
     ) -> Result<u32, Error> {
+        let (line, leave) = leave.args();
         let args = ReleaseArgs {
             caller: self.caller(),
             id,
-            line: line.line,
-            leave: line.dequeue,
+            line,
+            leave,
             slots,
         }
         .args();
         let replies = self.on_all::<u32>(&lua::RELEASE, &args).await;
-        let answers = self.majority(replies)?;
-        Ok(answers.ok.iter().map(|(_, n)| *n).max().unwrap_or(0))
+        Ok(self
+            .agreed(replies)?
+            .iter()
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0))
     }
 
-    /// What the semaphore looks like. On several masters a slot counts as held when a
-    /// majority holds it (only then can it keep someone else out), and the limit is the
-    /// highest that a majority has reached.
+    /// What the semaphore looks like ([`decide::merge_status`] on several masters).
     pub(crate) async fn status(&self) -> Result<Status, Error> {
         let args = lua::status_args(self.caller(), self.several());
         let replies = self
-            .on_all::<Vec<i64>>(&lua::STATUS, &args)
-            .await
-            .into_iter()
-            .map(|(i, reply)| {
-                let parsed = reply.and_then(|r| {
-                    Status::parse(&r).ok_or_else(|| self.unexpected(i, "status", &r))
-                });
-                (i, parsed)
-            })
-            .collect();
-        let answers = self.majority(replies)?;
-        let mut statuses: Vec<Status> = answers.ok.into_iter().map(|(_, s)| s).collect();
+            .parsed(&lua::STATUS, &args, |_, r| Status::parse(&ints(r)?))
+            .await;
+        let mut statuses: Vec<Status> = self.agreed(replies)?.into_iter().map(|(_, s)| s).collect();
         if !self.several() {
             return Ok(statuses.remove(0));
         }
-        let limit = self.reached_by_majority(statuses.iter().map(|s| s.limit));
-        let permits = self.reached_by_majority(statuses.iter().map(|s| s.permits));
-        let slots = self.held_by_majority(statuses.iter().map(|s| s.slots.as_slice()));
-        let held = u32::try_from(slots.len()).unwrap_or(u32::MAX);
-        // Slots held past a lowered limit keep nobody out of the slots below it.
-        let held_below = slots.iter().filter(|&&s| s < limit).count();
-        // Bounded, the default and the safe reading, unless a majority stores otherwise.
-        let unbounded = statuses.iter().filter(|s| !s.bounded).count();
-        Ok(Status {
-            bounded: unbounded < self.needed(),
-            available: limit.saturating_sub(u32::try_from(held_below).unwrap_or(u32::MAX)),
-            limit,
-            held,
-            permits,
-            slots,
-        })
+        Ok(decide::merge_status(self.majority(), &statuses))
     }
 
-    /// The highest value that at least a majority of `values` reach.
-    fn reached_by_majority(&self, values: impl Iterator<Item = u32>) -> u32 {
-        let mut values: Vec<u32> = values.collect();
-        values.sort_unstable_by(|a, b| b.cmp(a));
-        values.get(self.needed() - 1).copied().unwrap_or(0)
-    }
-
-    /// Every held slot on every master that answered: (master, slot, id, token, lease left).
+    /// Every held slot on every master that answered.
     pub(crate) async fn holders(&self) -> Result<Vec<HeldSlot>, Error> {
-        let replies = self
-            .on_all::<Vec<redis::Value>>(&lua::HOLDERS, &lua::holders_args(self.caller()))
-            .await
+        let args = lua::holders_args(self.caller());
+        let replies = self.parsed(&lua::HOLDERS, &args, parse_holders).await;
+        Ok(self
+            .agreed(replies)?
             .into_iter()
-            .map(|(i, reply)| {
-                let parsed = reply.and_then(|r| {
-                    parse_holders(i, &r).ok_or_else(|| self.unexpected(i, "holders", &[]))
-                });
-                (i, parsed)
-            })
-            .collect();
-        let answers = self.majority(replies)?;
-        Ok(answers.ok.into_iter().flat_map(|(_, held)| held).collect())
+            .flat_map(|(_, held)| held)
+            .collect())
     }
 
     /// The masters that failed and have not answered since, the latest failure first.
@@ -581,21 +532,20 @@ impl Quorum {
         let replies = self
             .on_all::<u32>(&lua::RESIZE, &lua::count_args(self.caller(), n))
             .await;
-        let answers = self.majority(replies)?;
+        let answers = self.agreed(replies)?;
         self.permits.store(n, Ordering::Relaxed);
-        Ok(answers.ok.iter().map(|(_, l)| *l).max().unwrap_or(n))
+        Ok(answers.iter().map(|(_, l)| *l).max().unwrap_or(n))
     }
 
     /// Deletes the semaphore's keys on every master; true if a majority had it.
     pub(crate) async fn delete(&self) -> Result<bool, Error> {
         let replies = self.on_all::<u32>(&lua::DELETE, &[]).await;
-        let answers = self.majority(replies)?;
-        Ok(answers
-            .ok
+        let existed = self
+            .agreed(replies)?
             .iter()
-            .filter(|(_, existed)| *existed == 1)
-            .count()
-            >= self.needed())
+            .filter(|(_, e)| *e == 1)
+            .count();
+        Ok(existed >= self.majority().needed())
     }
 
     /// Adds `n` permits (an unbounded semaphore released more than it held) on every
@@ -604,18 +554,21 @@ impl Quorum {
         let replies = self
             .on_all::<u32>(&lua::GROW, &lua::count_args(self.caller(), n))
             .await;
-        let answers = self.majority(replies)?;
-        Ok(answers.ok.iter().map(|(_, l)| *l).max().unwrap_or(0))
+        Ok(self
+            .agreed(replies)?
+            .iter()
+            .map(|(_, l)| *l)
+            .max()
+            .unwrap_or(0))
     }
 
-    fn unexpected(&self, master: usize, what: &str, reply: &[i64]) -> Error {
-        let detail = format!("unexpected {what} reply {reply:?}");
+    fn unexpected(&self, master: usize, script: &str, reply: &impl std::fmt::Debug) -> Error {
         Error::Redis {
             master: self.masters[master].name().to_string(),
             source: (
                 redis::ErrorKind::UnexpectedReturnType,
                 "script reply",
-                detail,
+                format!("unexpected {script} reply {reply:?}"),
             )
                 .into(),
         }
@@ -626,6 +579,30 @@ impl Quorum {
 struct Answers<T> {
     ok: Vec<(usize, T)>,
     failures: Vec<(usize, Error)>,
+}
+
+impl<T> Answers<T> {
+    fn sort(replies: Vec<(usize, Result<T, Error>)>) -> Self {
+        let mut answers = Answers {
+            ok: Vec::new(),
+            failures: Vec::new(),
+        };
+        for (i, reply) in replies {
+            match reply {
+                Ok(value) => answers.ok.push((i, value)),
+                Err(error) => answers.failures.push((i, error)),
+            }
+        }
+        answers
+    }
+}
+
+/// A reply of integers (`None` if one is not).
+fn ints(reply: &[redis::Value]) -> Option<Vec<i64>> {
+    reply
+        .iter()
+        .map(|v| i64::from_redis_value(v.clone()).ok())
+        .collect()
 }
 
 /// One slot held on one master, as the holders script lists it.
@@ -640,7 +617,7 @@ pub(crate) struct HeldSlot {
 
 /// `{slot, id, token, ms_left, ...}` from master `master`.
 fn parse_holders(master: usize, reply: &[redis::Value]) -> Option<Vec<HeldSlot>> {
-    use redis::{FromRedisValue, Value};
+    use redis::Value;
     if !reply.len().is_multiple_of(4) {
         return None;
     }
