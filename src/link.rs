@@ -57,3 +57,6 @@ pub(crate) trait Link: Send + Sync + fmt::Debug {
     /// that outlived the runtime the link's own connections were made on.
     fn reconnect(&self) -> BoxFuture<'_, Result<Arc<dyn Link>, Error>>;
 }
+
+#[cfg(test)]
+pub(crate) mod fake;

@@ -31,6 +31,9 @@ mod guard;
 mod line;
 mod wakeups;
 
+#[cfg(test)]
+mod tests;
+
 pub(crate) use line::Line;
 
 use std::sync::Arc;
