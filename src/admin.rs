@@ -1,5 +1,5 @@
-//! What operators need: who holds a semaphore, a change of its permit count, the release
-//! of someone else's permit, and deleting it.
+//! What operators and monitoring need: who holds a semaphore, a change of its permit count,
+//! the release of someone else's permit, deleting it, and the masters' failures.
 
 use std::time::Duration;
 
@@ -171,5 +171,38 @@ impl AsyncSemaphore {
     /// not: call it again.
     pub async fn delete(&self) -> Result<bool, Error> {
         self.core().quorum.delete().await
+    }
+
+    /// The latest failure of a master that has not answered since, or `None` when every
+    /// master answered its latest request.
+    ///
+    /// This is how to tell "no permit" from "no server" where the API cannot: with
+    /// [`raise_on_redis_errors(false)`](crate::Builder::raise_on_redis_errors) (the default, as
+    /// in pottery-semaphore) a [`try_acquire`](Self::try_acquire) on an unreachable master
+    /// returns `Ok(None)`, the same as when every permit is held, and a waiting acquire
+    /// keeps trying (up to the [outage timeout](crate::Builder::outage_timeout)). Every request of
+    /// the handle counts: acquires, renewals, background releases, [`value`](Self::value).
+    /// A master's entry is cleared by its next answer. On several masters this is the
+    /// most recent of [`master_errors`](Self::master_errors).
+    ///
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// match sem.try_acquire().await? {
+    ///     Some(permit) => { /* work */ drop(permit) }
+    ///     None => match sem.last_error() {
+    ///         Some(down) => eprintln!("{} unreachable since {:?}: {}", down.master, down.since, down.error),
+    ///         None => eprintln!("every permit is held"),
+    ///     },
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn last_error(&self) -> Option<crate::MasterError> {
+        self.master_errors().into_iter().next()
+    }
+
+    /// Every master that failed and has not answered since, the latest failure first;
+    /// empty when all of them answer. See [`last_error`](Self::last_error).
+    pub fn master_errors(&self) -> Vec<crate::MasterError> {
+        self.core().quorum.master_errors()
     }
 }

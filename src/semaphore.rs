@@ -1,14 +1,12 @@
-//! [`AsyncSemaphore`]: the façade, its public methods and their docs. The work is done
-//! by the files named for what they hold: [`crate::acquire`] (the acquire state machine,
-//! its cancellation guard, the waiter line), [`crate::detached`] (`release(n)`),
-//! [`crate::core`] (what permits and background releases share), [`crate::quorum`] (the
-//! masters deciding together), [`crate::admin`] (the operators' methods).
+//! [`AsyncSemaphore`]: the façade, its public methods and their docs. The work is done in
+//! files named for what they hold: `acquire/` (the state machine, its cancel guard, the
+//! waiter line), `detached.rs` (`release(n)`), `core.rs` (what permits and background
+//! releases share), `quorum/` (the masters deciding together); `builder.rs` has the
+//! constructors, `admin.rs` the operators' methods and the masters' failures.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::acquire::{self, Line, Wait};
 use crate::core::Core;
@@ -71,8 +69,8 @@ impl AsyncSemaphore {
     /// Waits for one permit.
     ///
     /// Waiters are served first come, first served across processes (see
-    /// [`Builder::fair`](crate::Builder::fair)). Masters that do not answer are retried, for at most the
-    /// [outage timeout](crate::Builder::outage_timeout) (30 s by default) in a row.
+    /// [`Builder::fair`](crate::Builder::fair)). Masters that do not answer are retried,
+    /// for at most the [outage timeout](crate::Builder::outage_timeout) (30 s by default).
     ///
     /// ```no_run
     /// # async fn work() {}
@@ -87,7 +85,7 @@ impl AsyncSemaphore {
     ///
     /// - [`Error::Outage`] when the masters did not answer for the outage timeout, or at
     ///   once the master's [`Error::Redis`] ([`Error::Quorum`] on several) if the semaphore
-    ///   was built with [`raise_on_redis_errors(true)`](crate::Builder::raise_on_redis_errors).
+    ///   was built with [`raise_on_redis_errors(true)`][raise].
     /// - At once, errors that waiting cannot fix: [`Error::ConfigMismatch`] (the
     ///   semaphore's count or boundedness was changed), [`Error::WrongType`], and an
     ///   [`Error::Redis`] such as a wrong password or a missing ACL permission.
@@ -96,6 +94,8 @@ impl AsyncSemaphore {
     ///
     /// Cancel safe: if the future is dropped (say by `tokio::time::timeout`), whatever it
     /// may have been granted is released in the background.
+    ///
+    /// [raise]: crate::Builder::raise_on_redis_errors
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn acquire(&self) -> Result<Permit, Error> {
         self.acquire_many(1).await
@@ -122,21 +122,18 @@ impl AsyncSemaphore {
     /// As for [`acquire`](Self::acquire).
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn acquire_many(&self, k: u32) -> Result<Permit, Error> {
-        match self.acquire_inner(k, Wait::Forever).await? {
-            Some(permit) => Ok(permit),
-            None => unreachable!("an acquire without a time limit returns only with a permit"),
-        }
+        let permit = self.acquire_inner(k, Wait::Forever).await?;
+        Ok(permit.expect("an acquire without a time limit returns only with a permit"))
     }
 
     /// Takes one permit if one is free now; never waits (one request, at most one request
     /// timeout). On a fair semaphore it does not jump the queue: a permit kept for a
     /// waiter is not free.
     ///
-    /// Returns `Ok(None)` when every permit is held, and also when the master could not be
-    /// reached, unless the semaphore was built with
-    /// [`raise_on_redis_errors(true)`](crate::Builder::raise_on_redis_errors), as in
-    /// pottery-semaphore; [`last_error`](Self::last_error) then says which master failed
-    /// and how.
+    /// `Ok(None)` when every permit is held, and also (as in pottery-semaphore) when the
+    /// master could not be reached, unless built with
+    /// [`raise_on_redis_errors(true)`](crate::Builder::raise_on_redis_errors);
+    /// [`last_error`](Self::last_error) then says which master failed and how.
     ///
     /// ```no_run
     /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
@@ -162,17 +159,9 @@ impl AsyncSemaphore {
         self.try_acquire_many(1).await
     }
 
-    /// Takes `k` permits if that many are free now; never waits. See
-    /// [`try_acquire`](Self::try_acquire).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] at once when `k` is 0 or more than the permit count;
-    /// otherwise as for [`try_acquire`](Self::try_acquire).
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`acquire`](Self::acquire).
+    /// Takes `k` permits if that many are free now; never waits. Errors and cancel safety
+    /// as for [`try_acquire`](Self::try_acquire), and [`Error::InvalidArgument`] at once
+    /// when `k` is 0 or more than the permit count.
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn try_acquire_many(&self, k: u32) -> Result<Option<Permit>, Error> {
         self.acquire_inner(k, Wait::No).await
@@ -207,41 +196,18 @@ impl AsyncSemaphore {
     }
 
     /// Waits up to `timeout` for `k` permits; `Ok(None)` if they did not come in time.
-    /// See [`acquire_timeout`](Self::acquire_timeout).
-    ///
-    /// # Errors
-    ///
-    /// As for [`acquire_many`](Self::acquire_many) and
+    /// Errors and cancel safety as for [`acquire_many`](Self::acquire_many) and
     /// [`acquire_timeout`](Self::acquire_timeout).
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`acquire`](Self::acquire).
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn acquire_many_timeout(
         &self,
         k: u32,
         timeout: Duration,
     ) -> Result<Option<Permit>, Error> {
-        // A timeout too large to represent is no limit at all.
-        let wait = Instant::now()
-            .checked_add(timeout)
-            .map_or(Wait::Forever, Wait::Until);
-        self.acquire_inner(k, wait).await
+        self.acquire_inner(k, Wait::within(timeout)).await
     }
 
     async fn acquire_inner(&self, k: u32, wait: Wait) -> Result<Option<Permit>, Error> {
-        let n = self.initial_value();
-        if k == 0 {
-            return Err(Error::InvalidArgument(
-                "cannot acquire 0 permits; ask for at least 1".into(),
-            ));
-        }
-        if k > n {
-            return Err(Error::InvalidArgument(format!(
-                "cannot acquire {k} permits of a semaphore of {n}: the wait could never end"
-            )));
-        }
         acquire::acquire(&self.core, &self.home, &self.line, k, wait).await
     }
 
@@ -250,8 +216,8 @@ impl AsyncSemaphore {
     ///
     /// Releasing more than the handle holds is [`Error::Bounded`] on a bounded semaphore
     /// (the default), and then nothing is released. On an unbounded one
-    /// ([`Builder::bounded(false)`](crate::Builder::bounded)) the excess adds permits to the
-    /// semaphore, so [`value`](Self::value) can exceed [`initial_value`](Self::initial_value).
+    /// ([`Builder::bounded(false)`](crate::Builder::bounded)) the excess adds permits, so
+    /// [`value`](Self::value) can exceed [`initial_value`](Self::initial_value).
     ///
     /// ```no_run
     /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
@@ -289,27 +255,19 @@ impl AsyncSemaphore {
     /// next process finds the permits free at once:
     ///
     /// ```no_run
-    /// # #[tokio::main] async fn main() -> Result<(), redis_semaphore::Error> {
-    /// let sem = redis_semaphore::AsyncSemaphore::builder("reports", 3)
-    ///     .master("redis://127.0.0.1:6379")
-    ///     .build()
-    ///     .await?;
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
     /// let permit = sem.acquire().await?;
-    /// // ... work ...
-    /// drop(permit);
-    /// sem.flush().await; // released on the masters when this returns
+    /// drop(permit); // released in the background...
+    /// sem.flush().await; // ...and on the masters when this returns
     /// # Ok(()) }
     /// ```
     ///
     /// Without it, a background release that the runtime's shutdown cuts short is still
-    /// done: at that moment, on a thread of its own, holding up the shutdown (and so the
-    /// exit) for at most about one request timeout.
-    ///
-    /// It covers every clone of this handle and their permits, releases started while it
-    /// waits included. Each release takes at most about one request timeout (a master that
-    /// does not answer in time counts as failed); a failed release is not retried, and its
-    /// lease ends on its own. Detached permits ([`Permit::detach`]) are not released by it:
-    /// the handle still holds them.
+    /// done then, on a thread of its own, holding up the exit for at most about one
+    /// request timeout. It covers every clone of this handle and their permits, releases
+    /// started while it waits included; each takes at most about one request timeout, and a
+    /// failed one is left to its lease. Detached permits ([`Permit::detach`]) are not
+    /// released by it: the handle still holds them.
     ///
     /// # Cancel safety
     ///
@@ -354,15 +312,8 @@ impl AsyncSemaphore {
         self.core.quorum.permits()
     }
 
-    /// True when no permit is available now: [`value`](Self::value) is 0.
-    ///
-    /// # Errors
-    ///
-    /// As for [`value`](Self::value).
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`value`](Self::value).
+    /// True when no permit is available now: [`value`](Self::value) is 0. Errors and cancel
+    /// safety as for `value`.
     pub async fn locked(&self) -> Result<bool, Error> {
         Ok(self.value().await? == 0)
     }
@@ -372,49 +323,17 @@ impl AsyncSemaphore {
         &self.core.config.name
     }
 
-    /// The lease of every permit this handle grants ([`Builder::lease`](crate::Builder::lease), 10 s by default).
+    /// The lease of every permit this handle grants
+    /// ([`Builder::lease`](crate::Builder::lease), 10 s by default).
     pub fn lease(&self) -> Duration {
         self.core.config.lease
     }
 
-    /// The latest failure of a master that has not answered since, or `None` when every
-    /// master answered its latest request.
-    ///
-    /// This is how to tell "no permit" from "no server" where the API cannot: with
-    /// [`raise_on_redis_errors(false)`](crate::Builder::raise_on_redis_errors) (the default, as
-    /// in pottery-semaphore) a [`try_acquire`](Self::try_acquire) on an unreachable master
-    /// returns `Ok(None)`, the same as when every permit is held, and a waiting acquire
-    /// keeps trying (up to the [outage timeout](crate::Builder::outage_timeout)). Every request of
-    /// the handle counts: acquires, renewals, background releases, [`value`](Self::value).
-    /// A master's entry is cleared by its next answer. On several masters this is the
-    /// most recent of [`master_errors`](Self::master_errors).
-    ///
-    /// ```no_run
-    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
-    /// match sem.try_acquire().await? {
-    ///     Some(permit) => { /* work */ drop(permit) }
-    ///     None => match sem.last_error() {
-    ///         Some(down) => eprintln!("{} unreachable since {:?}: {}", down.master, down.since, down.error),
-    ///         None => eprintln!("every permit is held"),
-    ///     },
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn last_error(&self) -> Option<crate::MasterError> {
-        self.master_errors().into_iter().next()
-    }
-
-    /// Every master that failed and has not answered since, the latest failure first;
-    /// empty when all of them answer. See [`last_error`](Self::last_error).
-    pub fn master_errors(&self) -> Vec<crate::MasterError> {
-        self.core.quorum.master_errors()
-    }
-
     /// Whether the semaphore is bounded: [`release(n)`](Self::release) of more permits
-    /// than the handle holds is then [`Error::Bounded`]. It is stored with the semaphore
-    /// when the semaphore is created, so it is the same for every handle: the one this
-    /// handle was built with ([`Builder::bounded`](crate::Builder::bounded)), or the stored one for a handle from
-    /// [`open`](Self::open).
+    /// than the handle holds is then [`Error::Bounded`]. Stored when the semaphore is
+    /// created, so the same for every handle: the one this handle was built with
+    /// ([`Builder::bounded`](crate::Builder::bounded)), or the stored one for a handle
+    /// from [`open`](Self::open).
     pub fn bounded(&self) -> bool {
         self.core.quorum.bounded()
     }

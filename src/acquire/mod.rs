@@ -64,6 +64,15 @@ pub(crate) enum Wait {
     Forever,
 }
 
+impl Wait {
+    /// Up to `timeout` from now; a timeout too large to represent is no limit at all.
+    pub(crate) fn within(timeout: Duration) -> Wait {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until)
+    }
+}
+
 /// A fresh permit id: 128 random bits in hex.
 pub(crate) fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -78,6 +87,17 @@ pub(crate) async fn acquire(
     k: u32,
     wait: Wait,
 ) -> Result<Option<Permit>, Error> {
+    let n = core.quorum.permits();
+    if k == 0 {
+        return Err(Error::InvalidArgument(
+            "cannot acquire 0 permits; ask for at least 1".into(),
+        ));
+    }
+    if k > n {
+        return Err(Error::InvalidArgument(format!(
+            "cannot acquire {k} permits of a semaphore of {n}: the wait could never end"
+        )));
+    }
     let _waiting = Waiting::enter(core, line);
     let (head, wait) = match wait {
         Wait::No => (None, Wait::No),
