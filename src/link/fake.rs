@@ -62,6 +62,24 @@ impl FakeLink {
         })
     }
 
+    /// A master that answers with `answer`, or where it says `None`, as a healthy master
+    /// would: a hold with the slots it was asked to hold, a release with 1 freed.
+    pub(crate) fn master(
+        name: &str,
+        answer: impl Fn(&Sent) -> Option<Reply> + Send + Sync + 'static,
+    ) -> Arc<FakeLink> {
+        FakeLink::new(name, move |sent| {
+            answer(sent).unwrap_or_else(|| match sent.script {
+                // ARGV: permits, id, lease, token, claim, line, slots...
+                "hold.lua" => {
+                    Reply::Ints(sent.args[6..].iter().map(|s| s.parse().unwrap()).collect())
+                }
+                "release.lua" => Reply::Int(1),
+                other => panic!("no answer to {other}"),
+            })
+        })
+    }
+
     /// Every call of `script` (`"acquire.lua"`, ...) so far.
     pub(crate) fn calls(&self, script: &str) -> Vec<Sent> {
         self.sent

@@ -19,13 +19,10 @@ fn quorum(acquire: Vec<Reply>, hold: Option<Reply>) -> (Quorum, Vec<Arc<FakeLink
         .enumerate()
         .map(|(i, reply)| {
             let hold = hold.clone();
-            FakeLink::new(&format!("m{i}:6379"), move |sent| match sent.script {
-                "acquire.lua" => reply.clone(),
-                "hold.lua" => hold.clone().unwrap_or_else(|| {
-                    Reply::Ints(sent.args[6..].iter().map(|s| s.parse().unwrap()).collect())
-                }),
-                "release.lua" => Reply::Int(1),
-                other => panic!("unexpected {other}"),
+            FakeLink::master(&format!("m{i}:6379"), move |sent| match sent.script {
+                "acquire.lua" => Some(reply.clone()),
+                "hold.lua" => hold.clone(),
+                _ => None,
             })
         })
         .collect();

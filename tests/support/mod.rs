@@ -8,6 +8,7 @@
 //! (default `redis-server`). A missing binary is a hard failure, never a skip.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod checks;
 pub mod cluster;
 pub mod proxy;
 
