@@ -1,4 +1,11 @@
 //! The permit guard: renewal, loss, release and drop.
+//!
+//! A permit holds what it needs and nothing of its handle: an `Arc` to the [`Core`] (the
+//! masters, the lease, the background releases) and one to its handle's [`Detached`] list,
+//! its way home for [`Permit::detach`]. deadpool's objects reach back into their pool
+//! through a `Weak` and give up when it is gone; a permit must be releasable after every
+//! handle is dropped, so its references are strong, and the list releases whatever it
+//! still holds when the last handle and the last permit are gone.
 
 use std::fmt;
 use std::sync::Arc;

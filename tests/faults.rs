@@ -58,15 +58,27 @@ impl Rig {
         self.proxies[group].iter().map(Proxy::url).collect()
     }
 
-    /// A handle whose requests go through group `group`'s proxies.
+    /// A handle whose requests go through group `group`'s proxies. Its build (one status
+    /// request, with the rig's short request timeout) is the set-up, not what is under
+    /// test: on a loaded machine it is tried again, at most 5 times.
     async fn handle(&self, group: usize) -> AsyncSemaphore {
-        AsyncSemaphore::builder(NAME, self.permits)
-            .masters(self.urls(group))
-            .lease(LEASE)
-            .request_timeout(REQUEST_TIMEOUT)
-            .build()
-            .await
-            .unwrap()
+        let build = || {
+            AsyncSemaphore::builder(NAME, self.permits)
+                .masters(self.urls(group))
+                .lease(LEASE)
+                .request_timeout(REQUEST_TIMEOUT)
+                .build()
+        };
+        for _ in 1..5 {
+            match build().await {
+                Ok(sem) => return sem,
+                Err(error) if error.is_transient() => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("building a handle: {error}"),
+            }
+        }
+        build().await.unwrap()
     }
 
     /// A handle straight to the masters, for looking.
