@@ -36,7 +36,11 @@ if ! command -v openssl >/dev/null 2>&1; then
 fi
 
 # --- libfaketime (tests/clocks.rs moves a running valkey-server's clock with it) ---
-if ! ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 >/dev/null 2>&1; then
+have_faketime=0
+for lib in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do
+  if [ -f "$lib" ]; then have_faketime=1; fi
+done
+if [ "$have_faketime" -eq 0 ]; then
   apt_install faketime
 fi
 
