@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use redis::{FromRedisValue, RetryMethod};
 use crate::error::Error;
 use crate::health::Health;
 use crate::lua::{Keys, Scripted, code};
+use crate::replicas::{Replicas, Waits};
+use crate::sentinel::Service;
 use crate::wake::{Listener, Subscriber};
 
 /// A master and its connection. Cheap to clone: the connection is shared and reconnects
@@ -23,6 +26,8 @@ pub(crate) struct Master {
     source: Source,
     timeout: Duration,
     health: Health,
+    /// `Builder::replicas`: grants and renewals wait for replicas.
+    replicas: Option<Arc<Waits>>,
 }
 
 /// What a master is: one server, or (feature `cluster`) a Redis Cluster, in which each
@@ -38,6 +43,8 @@ enum Conn {
 #[derive(Clone)]
 pub(crate) enum Source {
     Server(Box<redis::Client>),
+    /// The primary the sentinels name now.
+    Sentinel(Arc<Service>),
     #[cfg(feature = "cluster")]
     Cluster(Vec<redis::ConnectionInfo>),
 }
@@ -45,10 +52,17 @@ pub(crate) enum Source {
 /// A server's reconnecting connection, replaced by a fresh one after a refused
 /// authentication: redis-rs's manager reconnects after I/O errors only, so a connection
 /// whose password was refused once would fail for good, even after the password is fixed.
+///
+/// For a Sentinel-managed master it also follows the primary: the client is the primary's
+/// found last, replaced (with the connection, and a new generation) when the sentinels
+/// name another one.
 struct Managed {
     conn: Mutex<ConnectionManager>,
-    client: redis::Client,
+    client: Mutex<redis::Client>,
     config: ConnectionManagerConfig,
+    sentinel: Option<Arc<Service>>,
+    /// Counts the primaries followed, so that dedicated connections to an old one are dropped.
+    generation: AtomicU64,
 }
 
 impl Managed {
@@ -59,13 +73,38 @@ impl Managed {
             .clone()
     }
 
+    fn client(&self) -> (redis::Client, u64) {
+        let client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        (client.clone(), self.generation.load(Ordering::Acquire))
+    }
+
     /// Starts over with a new connection (made lazily, at the next request).
     fn renew(&self) {
-        if let Ok(fresh) =
-            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-        {
+        let (client, _) = self.client();
+        if let Ok(fresh) = ConnectionManager::new_lazy_with_config(client, self.config.clone()) {
             *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
         }
+    }
+
+    /// After a failure a failover may explain: asks the sentinels (in the background)
+    /// and moves to the primary they name if it is another server.
+    fn follow(self: &Arc<Self>, error: &redis::RedisError) {
+        let Some(service) = &self.sentinel else {
+            return;
+        };
+        if !crate::sentinel::failover_may_explain(error) {
+            return;
+        }
+        let current = self.client().0.get_connection_info().addr().to_string();
+        let managed = Arc::clone(self);
+        service.follow(current, move |primary| {
+            *managed
+                .client
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = primary;
+            managed.generation.fetch_add(1, Ordering::AcqRel);
+            managed.renew();
+        });
     }
 }
 
@@ -82,6 +121,26 @@ impl Master {
     /// inside a Tokio runtime.
     pub(crate) fn new(client: redis::Client, timeout: Duration) -> Result<Self, Error> {
         let name = client.get_connection_info().addr().to_string();
+        Master::managed(client, name, None, timeout)
+    }
+
+    /// A Sentinel-managed master: its primary now, followed across failovers. Asks the
+    /// sentinels before it returns; an error when they name no primary in time.
+    pub(crate) async fn sentinel(service: Arc<Service>, timeout: Duration) -> Result<Self, Error> {
+        let primary = service.primary().await.map_err(|source| Error::Redis {
+            master: service.label().to_string(),
+            source,
+        })?;
+        let name = service.label().to_string();
+        Master::managed(primary, name, Some(service), timeout)
+    }
+
+    fn managed(
+        client: redis::Client,
+        name: String,
+        sentinel: Option<Arc<Service>>,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(timeout))
             .set_connection_timeout(Some(timeout))
@@ -93,18 +152,31 @@ impl Master {
                 master: name.clone(),
                 source,
             })?;
+        let source = match &sentinel {
+            Some(service) => Source::Sentinel(Arc::clone(service)),
+            None => Source::Server(Box::new(client.clone())),
+        };
         let managed = Managed {
             conn: Mutex::new(conn),
-            client: client.clone(),
+            client: Mutex::new(client),
             config,
+            sentinel,
+            generation: AtomicU64::new(0),
         };
         Ok(Master {
             name,
             conn: Conn::Server(Arc::new(managed)),
-            source: Source::Server(Box::new(client)),
+            source,
             timeout,
             health: Health::default(),
+            replicas: None,
         })
+    }
+
+    /// Makes grants and renewals on this master wait for `replicas` (none: they do not).
+    pub(crate) fn with_replicas(mut self, replicas: Option<Replicas>) -> Self {
+        self.replicas = replicas.map(|r| Arc::new(Waits::new(r)));
+        self
     }
 
     /// Connects to a Redis Cluster through its seed `nodes`; the cluster client follows
@@ -149,6 +221,7 @@ impl Master {
             source: Source::Cluster(nodes),
             timeout,
             health: Health::default(),
+            replicas: None,
         })
     }
 
@@ -159,11 +232,13 @@ impl Master {
     /// The same master on fresh connections, made on the current runtime: for a release
     /// that outlived the runtime this master's own connections were made on.
     pub(crate) async fn reconnect(&self) -> Result<Master, Error> {
-        match &self.source {
+        let fresh = match &self.source {
             Source::Server(client) => Master::new((**client).clone(), self.timeout),
+            Source::Sentinel(service) => Master::sentinel(Arc::clone(service), self.timeout).await,
             #[cfg(feature = "cluster")]
             Source::Cluster(nodes) => Master::cluster(nodes.clone(), self.timeout).await,
-        }
+        }?;
+        Ok(fresh.with_replicas(self.replicas.as_ref().map(|w| w.replicas())))
     }
 
     /// Its failure since it last answered, if any.
@@ -191,6 +266,7 @@ impl Master {
         keys: &Keys,
         args: &[Vec<u8>],
     ) -> Result<T, Error> {
+        let replicated = crate::replicas::must_replicate(script);
         let script = match self.conn {
             Conn::Server(_) => &script.plain,
             #[cfg(feature = "cluster")]
@@ -203,13 +279,25 @@ impl Master {
         invocation.arg(args);
         let reply = match &self.conn {
             Conn::Server(managed) => {
-                let mut conn = managed.get();
-                let invoke = invocation.invoke_async(&mut conn);
-                let reply = tokio::time::timeout(self.timeout, invoke).await;
-                if let Ok(Err(error)) = &reply
-                    && error.kind() == redis::ErrorKind::AuthenticationFailed
-                {
-                    managed.renew();
+                let reply = match &self.replicas {
+                    Some(waits) if replicated => {
+                        let (client, generation) = managed.client();
+                        let run = waits.run(&client, generation, &invocation, self.timeout);
+                        tokio::time::timeout(self.timeout + waits.replicas().timeout, run).await
+                    }
+                    _ => {
+                        let mut conn = managed.get();
+                        let invoke = invocation.invoke_async(&mut conn);
+                        tokio::time::timeout(self.timeout, invoke).await
+                    }
+                };
+                match &reply {
+                    Ok(Err(error)) if error.kind() == redis::ErrorKind::AuthenticationFailed => {
+                        managed.renew();
+                    }
+                    Ok(Err(error)) => managed.follow(error),
+                    Err(_elapsed) => managed.follow(&self.timed_out()),
+                    Ok(Ok(_)) => {}
                 }
                 reply
             }

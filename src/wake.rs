@@ -78,6 +78,7 @@ impl Subscriber {
         };
         let key = match source {
             Source::Server(client) => key_of(client.get_connection_info()),
+            Source::Sentinel(service) => format!("sentinel {}", service.label()),
             #[cfg(feature = "cluster")]
             Source::Cluster(nodes) => {
                 let nodes: Vec<String> = nodes.iter().map(key_of).collect();
@@ -93,9 +94,9 @@ impl Subscriber {
         let (commands, receiver) = mpsc::unbounded_channel();
         let channels = Channels::default();
         match source {
-            Source::Server(client) => {
+            Source::Server(_) | Source::Sentinel(_) => {
                 tokio::spawn(run(
-                    (**client).clone(),
+                    source.clone(),
                     timeout,
                     Arc::clone(&channels),
                     receiver,
@@ -244,16 +245,17 @@ fn parse_grant(grant: &str) -> Option<Named> {
     Some(Named::Granted { id, token, slots })
 }
 
-/// The subscriber task: keeps one pub/sub connection up and fans messages out.
+/// The subscriber task: keeps one pub/sub connection up and fans messages out. A
+/// Sentinel-managed master's is made to the primary the sentinels name at each connect.
 async fn run(
-    client: redis::Client,
+    source: Source,
     timeout: Duration,
     channels: Channels,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut delay = Duration::from_millis(10);
     loop {
-        let connected = tokio::time::timeout(timeout, client.get_async_pubsub()).await;
+        let connected = tokio::time::timeout(timeout, source.pubsub()).await;
         let Ok(Ok(pubsub)) = connected else {
             if !wait_while_down(&mut commands, &mut delay).await {
                 return;
