@@ -266,17 +266,21 @@ impl Master {
         keys: &Keys,
         args: &[Vec<u8>],
     ) -> Result<T, Error> {
-        let replicated = crate::replicas::must_replicate(script);
+        let (scripted, replicated) = (script, crate::replicas::must_replicate(script));
         let script = match self.conn {
             Conn::Server(_) => &script.plain,
             #[cfg(feature = "cluster")]
             Conn::Cluster(_) => &script.sharded,
         };
+        let args = match &self.replicas {
+            Some(_) => crate::replicas::args_for(scripted, args),
+            None => std::borrow::Cow::Borrowed(args),
+        };
         let mut invocation = script.prepare_invoke();
         for key in keys.as_slice() {
             invocation.key(key);
         }
-        invocation.arg(args);
+        invocation.arg(&*args);
         let reply = match &self.conn {
             Conn::Server(managed) => {
                 let reply = match &self.replicas {

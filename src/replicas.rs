@@ -20,6 +20,12 @@ use redis::{AsyncConnectionConfig, FromRedisValue, ScriptInvocation};
 
 use crate::lua::{self, Scripted};
 
+/// `acquire.lua`'s `push` (ARGV[11]): whether a release may grant this request and hand
+/// the grant over in its wake-up. Such a grant is written by the release's script and
+/// taken by the waiter without a request of its own, so no `WAIT` would confirm it: with
+/// replicas the acquire never asks for it (the waiter is woken and asks instead).
+const PUSH_ARG: usize = 10;
+
 /// Dedicated connections kept per master when idle; more are made when more requests
 /// run at once.
 const POOL: usize = 8;
@@ -75,6 +81,20 @@ pub(crate) fn validate(
 /// failover loses only leaves a lease to run out.
 pub(crate) fn must_replicate(script: &Scripted) -> bool {
     std::ptr::eq(script, &*lua::ACQUIRE) || std::ptr::eq(script, &*lua::HOLD)
+}
+
+/// `args` of `script` as sent with replicas: an acquire's without `push`.
+pub(crate) fn args_for<'a>(
+    script: &Scripted,
+    args: &'a [Vec<u8>],
+) -> std::borrow::Cow<'a, [Vec<u8>]> {
+    if std::ptr::eq(script, &*lua::ACQUIRE) && args.len() > PUSH_ARG {
+        let mut args = args.to_vec();
+        args[PUSH_ARG] = b"0".to_vec();
+        std::borrow::Cow::Owned(args)
+    } else {
+        std::borrow::Cow::Borrowed(args)
+    }
 }
 
 impl Waits {
@@ -144,5 +164,64 @@ impl Waits {
         if idle.len() < POOL {
             idle.push((generation, conn));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lua::{AcquireArgs, Caller, Queue};
+
+    #[test]
+    fn an_acquire_with_replicas_is_never_pushed() {
+        let ask = |push| {
+            AcquireArgs {
+                caller: Caller {
+                    permits: 2,
+                    bounded: true,
+                },
+                id: "id",
+                k: 1,
+                lease_ms: 1000,
+                queue: Queue::Join,
+                waiter_ms: 1000,
+                line: "line",
+                more: false,
+                arrival: 7,
+                again: 8,
+                push,
+                waits: true,
+            }
+            .args()
+        };
+        let (pushed, not) = (ask(true), ask(false));
+        assert_eq!(pushed[PUSH_ARG], b"1", "PUSH_ARG is acquire.lua's push");
+        assert_eq!(&*args_for(&lua::ACQUIRE, &pushed), &not[..]);
+        assert_eq!(&*args_for(&lua::HOLD, &pushed), &pushed[..]);
+    }
+
+    #[test]
+    fn rejects_replicas_that_cannot_work() {
+        let r = |n, ms| Replicas {
+            n,
+            timeout: Duration::from_millis(ms),
+        };
+        let (rt, lease) = (Duration::from_millis(100), Duration::from_secs(1));
+        assert!(validate(r(1, 100), rt, lease).is_ok());
+        assert!(
+            validate(r(0, 100), rt, lease)
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        assert!(
+            validate(r(1, 0), rt, lease)
+                .unwrap_err()
+                .contains("above zero")
+        );
+        assert!(
+            validate(r(1, 450), rt, lease)
+                .unwrap_err()
+                .contains("half the lease")
+        );
     }
 }
