@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -63,6 +63,9 @@ struct Managed {
     sentinel: Option<Arc<Service>>,
     /// Counts the primaries followed, so that dedicated connections to an old one are dropped.
     generation: AtomicU64,
+    /// For a Sentinel master: false from a failure a failover may explain until the
+    /// sentinels name the primary again; requests fail at once meanwhile.
+    confirmed: AtomicBool,
 }
 
 impl Managed {
@@ -95,16 +98,44 @@ impl Managed {
         if !crate::sentinel::failover_may_explain(error) {
             return;
         }
+        self.confirmed.store(false, Ordering::Release);
+        self.look_up(service);
+    }
+
+    fn look_up(self: &Arc<Self>, service: &Arc<Service>) {
         let current = self.client().0.get_connection_info().addr().to_string();
         let managed = Arc::clone(self);
-        service.follow(current, move |primary| {
-            *managed
-                .client
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = primary;
-            managed.generation.fetch_add(1, Ordering::AcqRel);
-            managed.renew();
+        service.follow(current, move |moved| {
+            if let Some(primary) = moved {
+                *managed
+                    .client
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = primary;
+                managed.generation.fetch_add(1, Ordering::AcqRel);
+                managed.renew();
+            }
+            managed.confirmed.store(true, Ordering::Release);
         });
+    }
+
+    /// For a Sentinel master whose primary is not confirmed since a failure: the error
+    /// to fail a request with at once (and a lookup is started).
+    fn unconfirmed(self: &Arc<Self>) -> Option<redis::RedisError> {
+        let service = self.sentinel.as_ref()?;
+        if self.confirmed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.look_up(service);
+        Some(
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!(
+                    "after a failure, waiting for the sentinels of {} to name the primary",
+                    service.label()
+                ),
+            )
+            .into(),
+        )
     }
 }
 
@@ -162,6 +193,7 @@ impl Master {
             config,
             sentinel,
             generation: AtomicU64::new(0),
+            confirmed: AtomicBool::new(true),
         };
         Ok(Master {
             name,
@@ -283,13 +315,15 @@ impl Master {
         invocation.arg(&*args);
         let reply = match &self.conn {
             Conn::Server(managed) => {
-                let reply = match &self.replicas {
-                    Some(waits) if replicated => {
+                let unconfirmed = managed.unconfirmed();
+                let reply = match (&self.replicas, unconfirmed) {
+                    (_, Some(error)) => Ok(Err(error)),
+                    (Some(waits), None) if replicated => {
                         let (client, generation) = managed.client();
                         let run = waits.run(&client, generation, &invocation, self.timeout);
                         tokio::time::timeout(self.timeout + waits.replicas().timeout, run).await
                     }
-                    _ => {
+                    (_, None) => {
                         let mut conn = managed.get();
                         let invoke = invocation.invoke_async(&mut conn);
                         tokio::time::timeout(self.timeout, invoke).await

@@ -6,7 +6,10 @@
 //! pointing at the server found last; a request to it that fails in a way a failover
 //! explains (no connection, no reply, `READONLY` from a demoted primary, `MASTERDOWN`) asks
 //! the sentinels again, one lookup at a time and at most every [`MIN_LOOKUP_INTERVAL`], and
-//! a different primary replaces the connection. The subscriber for wake-ups asks the
+//! a different primary replaces the connection. Until the sentinels have named the primary
+//! again, requests fail at once (a transient error): after a lost connection the server
+//! at the old address may be the old primary restarted empty, which calls itself a primary
+//! until the sentinels demote it, and must not be asked for grants. The subscriber for wake-ups asks the
 //! sentinels each time it connects (see `wake.rs`).
 //!
 //! There is no `redis+sentinel://` URL: redis-rs parses none, so the sentinels and the
@@ -153,12 +156,12 @@ impl Service {
     }
 
     /// Looks the primary up again in the background, unless a lookup is running or one
-    /// started less than [`MIN_LOOKUP_INTERVAL`] ago; `moved` gets the new primary's client
-    /// when it is not at `current` (its `host:port`).
+    /// started less than [`MIN_LOOKUP_INTERVAL`] ago; `found` gets the primary's client when
+    /// it is not at `current` (its `host:port`), `None` when it still is.
     pub(crate) fn follow(
         self: &Arc<Self>,
         current: String,
-        moved: impl FnOnce(redis::Client) + Send + 'static,
+        found: impl FnOnce(Option<redis::Client>) + Send + 'static,
     ) {
         let recent = self
             .last
@@ -174,9 +177,9 @@ impl Service {
         };
         let service = Arc::clone(self);
         runtime.spawn(async move {
-            let found = service.primary().await;
+            let lookup = service.primary().await;
             service.looking.store(false, Ordering::Release);
-            match found {
+            match lookup {
                 Ok(client) if client.get_connection_info().addr().to_string() != current => {
                     #[cfg(feature = "tracing")]
                     tracing::info!(
@@ -185,9 +188,10 @@ impl Service {
                         to = %client.get_connection_info().addr(),
                         "the sentinels name another primary: following it"
                     );
-                    moved(client);
+                    found(Some(client));
                 }
-                _ => {}
+                Ok(_) => found(None),
+                Err(_) => {}
             }
         });
     }
