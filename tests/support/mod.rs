@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod faketime;
+pub mod sentinel;
 pub mod proxy;
 
 use std::fs;
