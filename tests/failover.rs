@@ -208,7 +208,10 @@ async fn failovers_with_every_replica_never_over_admit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_master_is_found_and_its_semaphore_works() {
     let group = tokio::task::block_in_place(Group::start);
-    let sem = builder(&group, "sentinel-basic", None).build().await.unwrap();
+    let sem = builder(&group, "sentinel-basic", None)
+        .build()
+        .await
+        .unwrap();
     let permit = sem.acquire().await.unwrap();
     assert_eq!(sem.value().await.unwrap(), PERMITS - 1);
     permit.release().await.unwrap();

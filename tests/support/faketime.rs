@@ -71,10 +71,35 @@ pub fn valkey_binary() -> String {
 #[derive(Debug)]
 pub struct FakeClock {
     pub server: Server,
+    pub clock: Clock,
+}
+
+/// The offset file of a server under libfaketime (its temp dir goes with it).
+#[derive(Debug)]
+pub struct Clock {
     offset_file: PathBuf,
     offset: i64,
     /// Holds the wrapper script and the offset file.
     dir: PathBuf,
+}
+
+impl Clock {
+    /// Sets the offset (seconds from the real time) without checking the server.
+    pub fn write(&mut self, secs: i64) {
+        fs::write(&self.offset_file, format!("{secs:+}\n")).expect("write the clock offset");
+        self.offset = secs;
+    }
+
+    /// The offset set last.
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+}
+
+impl Drop for Clock {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl FakeClock {
@@ -109,9 +134,11 @@ impl FakeClock {
         let server = Server::start_bin(wrapper.to_string_lossy().into_owned(), &[]);
         let clock = FakeClock {
             server,
-            offset_file,
-            offset: 0,
-            dir,
+            clock: Clock {
+                offset_file,
+                offset: 0,
+                dir,
+            },
         };
         let skew = clock.skew_secs();
         assert!(
@@ -124,8 +151,7 @@ impl FakeClock {
     /// Moves the server's clock to the real time plus `secs` (negative: behind), and
     /// checks with `TIME` that it moved.
     pub fn set_offset(&mut self, secs: i64) {
-        fs::write(&self.offset_file, format!("{secs:+}\n")).expect("write the clock offset");
-        self.offset = secs;
+        self.clock.write(secs);
         let skew = self.skew_secs();
         assert!(
             (skew - secs).abs() <= 1,
@@ -135,12 +161,12 @@ impl FakeClock {
 
     /// Moves the clock by `secs` from where it is now.
     pub fn jump(&mut self, secs: i64) {
-        self.set_offset(self.offset + secs);
+        self.set_offset(self.clock.offset + secs);
     }
 
-    /// The offset set last.
-    pub fn offset(&self) -> i64 {
-        self.offset
+    /// The server and its clock, apart (the soak keeps servers in a `Vec<Server>`).
+    pub fn into_parts(self) -> (Server, Clock) {
+        (self.server, self.clock)
     }
 
     /// How far the server's `TIME` is from this process's clock, in whole seconds.
@@ -156,12 +182,5 @@ impl FakeClock {
 
     pub fn url(&self) -> String {
         self.server.url()
-    }
-}
-
-impl Drop for FakeClock {
-    fn drop(&mut self) {
-        self.server.kill();
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -10,8 +10,8 @@
 
 pub mod cluster;
 pub mod faketime;
-pub mod sentinel;
 pub mod proxy;
+pub mod sentinel;
 
 use std::fs;
 use std::io::ErrorKind;

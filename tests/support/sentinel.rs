@@ -181,7 +181,9 @@ impl Group {
     /// The index of the node that is the primary now (named by the sentinels, and a
     /// primary by its own `ROLE`).
     pub fn primary(&self) -> usize {
-        let port = self.named_primary_port().expect("the sentinels name a primary");
+        let port = self
+            .named_primary_port()
+            .expect("the sentinels name a primary");
         self.nodes
             .iter()
             .position(|n| n.port() == port)
@@ -240,8 +242,11 @@ impl Group {
         let info = match self.nodes[primary]
             .client()
             .get_connection_with_timeout(Duration::from_secs(1))
-            .and_then(|mut c| redis::cmd("INFO").arg("replication").query::<String>(&mut c))
-        {
+            .and_then(|mut c| {
+                redis::cmd("INFO")
+                    .arg("replication")
+                    .query::<String>(&mut c)
+            }) {
             Ok(info) => info,
             Err(_) => return false,
         };
