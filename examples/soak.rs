@@ -46,7 +46,11 @@ usage: soak [options]
   --workers W      workers, each with its own handle (default 8)
   --lease-ms L     the lease (default 600); the request timeout is L/6
   --faults LIST    which faults, comma-separated (default all): pause, kill, slow,
-                   partition, blackhole, holder, drop, cut
+                   partition, blackhole, holder, drop, cut, clock (as --clock)
+  --clock          run the masters under libfaketime (valkey-server, whatever
+                   REDIS_SERVER_BIN says) and add the fault `clock`: a master's clock
+                   jumps ahead by a lease and a half, then back. On 1 master this
+                   over-admits, as the README states: use --masters 3
   --calm           inject no faults (a baseline)
   --unfair         Builder::fair(false) for every handle
   --json           print the summary as one JSON line as well";
@@ -65,6 +69,7 @@ struct Options {
     faults: Vec<String>,
     fair: bool,
     json: bool,
+    clock: bool,
 }
 
 /// The faults, one at a time: a master paused, killed and restarted empty, slowed, cut off
@@ -88,6 +93,7 @@ impl Options {
                 .collect(),
             fair: true,
             json: false,
+            clock: false,
         };
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -106,12 +112,16 @@ impl Options {
                 "--faults" => {
                     o.faults = value()?.split(',').map(|f| f.trim().to_string()).collect();
                     if let Some(bad) = o.faults.iter().find(|f| {
-                        !MAIN_FAULTS.contains(&f.as_str()) && !SMALL_FAULTS.contains(&f.as_str())
+                        !MAIN_FAULTS.contains(&f.as_str())
+                            && !SMALL_FAULTS.contains(&f.as_str())
+                            && f.as_str() != "clock"
                     }) {
                         return Err(format!("unknown fault {bad:?}"));
                     }
+                    o.clock |= o.faults.iter().any(|f| f == "clock");
                 }
                 "--json" => o.json = true,
+                "--clock" => o.clock = true,
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -233,7 +243,16 @@ async fn build(urls: &[String], o: &Options) -> AsyncSemaphore {
 
 async fn soak(o: Options) -> bool {
     let started = Instant::now();
-    let mut masters: Vec<Server> = (0..o.masters).map(|_| Server::start()).collect();
+    let (mut masters, mut clocks): (Vec<Server>, Vec<support::faketime::Clock>) = if o.clock {
+        (0..o.masters)
+            .map(|_| support::faketime::FakeClock::start().into_parts())
+            .unzip()
+    } else {
+        (
+            (0..o.masters).map(|_| Server::start()).collect(),
+            Vec::new(),
+        )
+    };
     let observer = Server::start();
     // proxies[group][master]
     let proxies: Arc<Vec<Vec<Proxy>>> = Arc::new(
@@ -263,10 +282,13 @@ async fn soak(o: Options) -> bool {
         .into_iter()
         .filter(|f| o.faults.iter().any(|g| g == f))
         .collect();
-    let main_faults: Vec<&str> = MAIN_FAULTS
+    let mut main_faults: Vec<&str> = MAIN_FAULTS
         .into_iter()
         .filter(|f| o.faults.iter().any(|g| g == f))
         .collect();
+    if o.clock {
+        main_faults.push("clock");
+    }
     let small_faults = {
         let (proxies, stats, stop) = (proxies.clone(), stats.clone(), stop.clone());
         tokio::spawn(async move {
@@ -335,6 +357,14 @@ async fn soak(o: Options) -> bool {
                 tokio::time::sleep(rand_ms(lease_ms / 3..lease_ms * 2)).await;
                 proxies[group][m].blackhole(false);
                 stats.fault("master black-holed for half the clients");
+            }
+            "clock" => {
+                // Ahead by a lease and a half (every lease on it expires), then back.
+                let ahead = (lease_ms * 3 / 2).div_ceil(1000) as i64;
+                clocks[m].write(ahead);
+                tokio::time::sleep(rand_ms(lease_ms / 2..lease_ms * 2)).await;
+                clocks[m].write(0);
+                stats.fault("master clock jumped ahead past the lease, then back");
             }
             _holder => {
                 if kill_a_holder(&urls(group), &observer, &checker, &stats, &o).await {

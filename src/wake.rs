@@ -18,13 +18,33 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// Where a master's subscriber connection for wake-ups comes from: the server, or (feature
-/// `cluster`) the cluster's seed nodes.
+use crate::sentinel::Service;
+
+/// Where a master's subscriber connection for wake-ups comes from: the server, the
+/// primary a Sentinel service names now, or (feature `cluster`) the cluster's seed nodes.
 #[derive(Clone)]
 pub(crate) enum Source {
     Server(Box<redis::Client>),
+    /// The primary the sentinels name now.
+    Sentinel(Arc<Service>),
     #[cfg(feature = "cluster")]
     Cluster(Vec<redis::ConnectionInfo>),
+}
+
+impl Source {
+    /// A pub/sub connection to this master: for a Sentinel service, to its primary now.
+    pub(crate) async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        match self {
+            Source::Server(client) => client.get_async_pubsub().await,
+            Source::Sentinel(service) => service.primary().await?.get_async_pubsub().await,
+            #[cfg(feature = "cluster")]
+            Source::Cluster(_) => Err((
+                redis::ErrorKind::InvalidClientConfig,
+                "a cluster subscribes with sharded pub/sub",
+            )
+                .into()),
+        }
+    }
 }
 
 /// A wake-up: the publishing script's stamp, then the waiter lines the free slots are kept
@@ -85,6 +105,7 @@ impl Subscriber {
         };
         let key = match source {
             Source::Server(client) => key_of(client.get_connection_info()),
+            Source::Sentinel(service) => format!("sentinel {}", service.label()),
             #[cfg(feature = "cluster")]
             Source::Cluster(nodes) => {
                 let nodes: Vec<String> = nodes.iter().map(key_of).collect();
@@ -100,9 +121,9 @@ impl Subscriber {
         let (commands, receiver) = mpsc::unbounded_channel();
         let channels = Channels::default();
         match source {
-            Source::Server(client) => {
+            Source::Server(_) | Source::Sentinel(_) => {
                 tokio::spawn(run(
-                    (**client).clone(),
+                    source.clone(),
                     timeout,
                     Arc::clone(&channels),
                     receiver,
@@ -251,16 +272,17 @@ fn parse_grant(grant: &str) -> Option<Named> {
     Some(Named::Granted { id, token, slots })
 }
 
-/// The subscriber task: keeps one pub/sub connection up and fans messages out.
+/// The subscriber task: keeps one pub/sub connection up and fans messages out. A
+/// Sentinel-managed master's is made to the primary the sentinels name at each connect.
 async fn run(
-    client: redis::Client,
+    source: Source,
     timeout: Duration,
     channels: Channels,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut delay = Duration::from_millis(10);
     loop {
-        let connected = tokio::time::timeout(timeout, client.get_async_pubsub()).await;
+        let connected = tokio::time::timeout(timeout, source.pubsub()).await;
         let Ok(Ok(pubsub)) = connected else {
             if !wait_while_down(&mut commands, &mut delay).await {
                 return;

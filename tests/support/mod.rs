@@ -10,7 +10,9 @@
 
 pub mod checks;
 pub mod cluster;
+pub mod faketime;
 pub mod proxy;
+pub mod sentinel;
 
 use std::fs;
 use std::io::ErrorKind;
