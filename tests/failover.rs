@@ -1,8 +1,8 @@
 //! Failover: the master is a Sentinel-managed service (a primary, two replicas, three
 //! sentinels on loopback, `tests/support/sentinel.rs`) whose primary is replaced while
 //! workers contend and an independent observer (a server outside the group) counts who is
-//! inside. Each run makes three failovers: `SENTINEL FAILOVER`, the primary SIGKILLed (and
-//! restarted empty, to rejoin as a replica), `SENTINEL FAILOVER` again.
+//! inside. Each run makes two failovers: `SENTINEL FAILOVER`, then the primary SIGKILLed
+//! (and restarted empty, to rejoin as a replica). The runs take turns (one group at a time).
 //!
 //! What is asserted, in every mode:
 //! - the handles keep working: grants resume after each failover;
@@ -47,7 +47,11 @@ enum Fault {
     Killed,
 }
 
-const FAULTS: [Fault; 3] = [Fault::Forced, Fault::Killed, Fault::Forced];
+const FAULTS: [Fault; 2] = [Fault::Forced, Fault::Killed];
+
+/// One group at a time: two groups of six servers settling at once on 2 CPUs can miss the
+/// harness's failover deadline, and the figures would measure the machine.
+static ONE_GROUP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// What one run saw.
 #[derive(Debug, Default)]
@@ -73,6 +77,7 @@ fn builder(group: &Group, name: &str, replicas: Option<u32>) -> redis_semaphore:
 }
 
 async fn run(name: &str, replicas: Option<u32>) -> Figures {
+    let _one = ONE_GROUP.lock().await;
     let mut group = tokio::task::block_in_place(Group::start);
     let observer_server = Server::start();
     let stop = Arc::new(AtomicBool::new(false));
@@ -207,6 +212,7 @@ async fn failovers_with_every_replica_never_over_admit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_master_is_found_and_its_semaphore_works() {
+    let _one = ONE_GROUP.lock().await;
     let group = tokio::task::block_in_place(Group::start);
     let sem = builder(&group, "sentinel-basic", None)
         .build()
