@@ -487,8 +487,8 @@ impl AsyncSemaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] at once when `k` is 0 or more than the semaphore's
-    /// permit count (a wait that could never end); otherwise as for
+    /// [`Error::InvalidArgument`] at once when `k` is 0, or more than the permit count of a
+    /// bounded semaphore (a wait that could never end); otherwise as for
     /// [`acquire`](Self::acquire).
     ///
     /// # Cancel safety
@@ -541,7 +541,8 @@ impl AsyncSemaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] at once when `k` is 0 or more than the permit count;
+    /// [`Error::InvalidArgument`] at once when `k` is 0, or more than the permit count of a
+    /// bounded semaphore;
     /// otherwise as for [`try_acquire`](Self::try_acquire).
     ///
     /// # Cancel safety
@@ -836,7 +837,9 @@ impl AsyncSemaphore {
                 "cannot acquire 0 permits; ask for at least 1".into(),
             ));
         }
-        if k > n {
+        // On an unbounded semaphore releases can add permits, so more than the count (or
+        // any number, from zero permits) is a wait that can end.
+        if k > n && self.bounded() {
             return Err(Error::InvalidArgument(format!(
                 "cannot acquire {k} permits of a semaphore of {n}: the wait could never end"
             )));
