@@ -72,11 +72,10 @@ class AIOPermit:
         event = self.lost
 
         def on_lost() -> None:  # on a runtime thread
-            if native.held():
-                try:
-                    loop.call_soon_threadsafe(event.set)
-                except RuntimeError:
-                    pass
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the loop is closed
+                pass
 
         native.on_lost(on_lost)
 

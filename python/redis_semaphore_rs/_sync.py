@@ -40,12 +40,7 @@ class Permit:
         self.lost = threading.Event()
         event = self.lost
 
-        def on_lost() -> None:
-            # Also called once the permit is released: only a permit still held is lost.
-            if native.held():
-                event.set()
-
-        native.on_lost(on_lost)
+        native.on_lost(event.set)
 
     @property
     def fencing_token(self) -> int:

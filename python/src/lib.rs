@@ -263,7 +263,7 @@ fn permit_object(py: Python<'_>, permit: Option<Permit>) -> PyResult<Py<PyAny>> 
             id: permit.id().to_string(),
             token: permit.fencing_token(),
             slots: permit.slots().to_vec(),
-            inner: Mutex::new(Some(permit)),
+            inner: Arc::new(Mutex::new(Some(permit))),
         }
         .into_py_any(py),
     }
@@ -392,7 +392,9 @@ struct NativePermit {
     id: String,
     token: u64,
     slots: Vec<u32>,
-    inner: Mutex<Option<Permit>>,
+    /// Shared (weakly) with the task that watches for the loss, which must not keep the
+    /// permit alive: one garbage-collected unreleased is released in the background.
+    inner: Arc<Mutex<Option<Permit>>>,
 }
 
 impl NativePermit {
@@ -466,9 +468,10 @@ impl NativePermit {
         drop(self.take());
     }
 
-    /// Calls `callback()` (on a runtime thread) once the lease is lost, or once the permit
-    /// is released: the Python layer tells the two apart.
+    /// Calls `callback()` (on a runtime thread) once the lease is lost while this object
+    /// still holds the permit (not after a release, a detach or a close).
     fn on_lost(&self, callback: Py<PyAny>) {
+        let inner = Arc::downgrade(&self.inner);
         let lost = self
             .inner
             .lock()
@@ -480,6 +483,15 @@ impl NativePermit {
         };
         runtime().spawn(async move {
             lost.await;
+            let held = inner.upgrade().is_some_and(|inner| {
+                inner
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some()
+            });
+            if !held {
+                return;
+            }
             Python::attach(|py| {
                 if let Err(error) = callback.call0(py) {
                     error.write_unraisable(py, None);
