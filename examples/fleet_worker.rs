@@ -23,7 +23,9 @@ const ENTER: &str = "local v = redis.call('INCR', KEYS[1]) \
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [masters, name, permits, rounds, observer, rest @ ..] = args.as_slice() else {
-        return Err("usage: fleet_worker MASTERS NAME PERMITS ROUNDS OBSERVER_URL [HOLD_MS]".into());
+        return Err(
+            "usage: fleet_worker MASTERS NAME PERMITS ROUNDS OBSERVER_URL [HOLD_MS]".into(),
+        );
     };
     let permits: u32 = permits.parse()?;
     let rounds: u32 = rounds.parse()?;

@@ -536,9 +536,16 @@ mod tests {
         );
         assert!(invalid(Builder::new("jobs".into(), 0).master("redis://x")).contains("at least 1"));
         // Unbounded, zero permits is a semaphore that starts locked; `open` adopts.
-        let zero = Builder::new("jobs".into(), 0).master("redis://x").bounded(false);
+        let zero = Builder::new("jobs".into(), 0)
+            .master("redis://x")
+            .bounded(false);
         assert!(zero.validate().is_ok());
-        assert!(Builder::adopting("jobs".into()).master("redis://x").validate().is_ok());
+        assert!(
+            Builder::adopting("jobs".into())
+                .master("redis://x")
+                .validate()
+                .is_ok()
+        );
         assert!(invalid(Builder::new("jobs".into(), 2)).contains("no master"));
         assert!(
             invalid(Builder::new("jobs".into(), 2).master("nonsense://")).contains("master #1")

@@ -11,7 +11,11 @@ use support::{Server, sem};
 #[tokio::test]
 async fn an_unbounded_semaphore_of_zero_permits_starts_locked_and_releases_open_it() {
     let server = Server::start();
-    let sem = sem(&server, "gate", 0).bounded(false).build().await.unwrap();
+    let sem = sem(&server, "gate", 0)
+        .bounded(false)
+        .build()
+        .await
+        .unwrap();
     assert_eq!(sem.initial_value(), 0);
     assert_eq!(sem.value().await.unwrap(), 0);
     assert!(sem.locked().await.unwrap());
@@ -52,7 +56,11 @@ async fn an_unbounded_semaphore_of_zero_permits_starts_locked_and_releases_open_
 #[tokio::test]
 async fn zero_permits_is_stored_and_checked_like_any_count() {
     let server = Server::start();
-    let _gate = sem(&server, "zero", 0).bounded(false).build().await.unwrap();
+    let _gate = sem(&server, "zero", 0)
+        .bounded(false)
+        .build()
+        .await
+        .unwrap();
     match sem(&server, "zero", 1).bounded(false).build().await {
         Err(Error::ConfigMismatch {
             stored: 0,

@@ -164,5 +164,5 @@ def _flush_at_exit() -> None:
             continue
         try:
             native.flush().wait()
-        except BaseException:  # noqa: BLE001 - best effort at exit: leases end on their own
+        except BaseException:
             pass

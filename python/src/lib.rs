@@ -173,12 +173,16 @@ where
         let outcome = future.await;
         match callback {
             None => {
-                let made = outcome.map(|value| Box::new(move |py: Python<'_>| make(py, value)) as Make);
+                let made =
+                    outcome.map(|value| Box::new(move |py: Python<'_>| make(py, value)) as Make);
                 // A receiver dropped meanwhile drops the value (a permit is then released).
                 let _ = tx.send(made);
             }
             Some(callback) => Python::attach(|py| {
-                let (ok, value) = match outcome.map_err(|e| native_error(py, e)).and_then(|v| make(py, v)) {
+                let (ok, value) = match outcome
+                    .map_err(|e| native_error(py, e))
+                    .and_then(|v| make(py, v))
+                {
                     Ok(value) => (true, value),
                     Err(error) => (false, error.into_value(py).into_any()),
                 };
@@ -365,9 +369,12 @@ impl NativeSemaphore {
 
     /// The latest failure of a master that has not answered since, as text.
     fn last_error(&self) -> Option<String> {
-        self.sem
-            .last_error()
-            .map(|e| format!("{}: {} ({} failures in a row)", e.master, e.error, e.failures))
+        self.sem.last_error().map(|e| {
+            format!(
+                "{}: {} ({} failures in a row)",
+                e.master, e.error, e.failures
+            )
+        })
     }
 }
 
@@ -509,7 +516,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeSemaphore>()?;
     m.add_class::<NativePermit>()?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
-    m.add("DEFAULT_LEASE", redis_semaphore::DEFAULT_LEASE.as_secs_f64())?;
+    m.add(
+        "DEFAULT_LEASE",
+        redis_semaphore::DEFAULT_LEASE.as_secs_f64(),
+    )?;
     m.add(
         "DEFAULT_OUTAGE_TIMEOUT",
         redis_semaphore::DEFAULT_OUTAGE_TIMEOUT.as_secs_f64(),

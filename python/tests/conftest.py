@@ -54,11 +54,24 @@ class Server:
         self.start()
 
     def start(self) -> None:
-        log = open(os.path.join(self.dir, "server.log"), "ab")  # noqa: SIM115
+        log = open(os.path.join(self.dir, "server.log"), "ab")
         self.proc = subprocess.Popen(
-            [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir, *self.extra],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                *self.extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 10
         while True:

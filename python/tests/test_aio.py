@@ -127,8 +127,9 @@ def test_bad_input_is_checked_at_construction(server: Server) -> None:
         AIOSemaphore(value=1, key="", masters={server.url})
 
     async def main() -> None:
-        sem = AIOSemaphore(value=1, key="aio-bad", masters={"redis://127.0.0.1:1"},
-                           request_timeout=0.2)
+        sem = AIOSemaphore(
+            value=1, key="aio-bad", masters={"redis://127.0.0.1:1"}, request_timeout=0.2
+        )
         with pytest.raises(SemaphoreError):
             await sem.get_value()
 

@@ -65,8 +65,9 @@ def test_an_unreachable_master_is_an_error_not_a_hang(key: str) -> None:
     from redis_semaphore_rs import MasterError
 
     with pytest.raises(MasterError):
-        Semaphore(value=1, key=key, masters={f"redis://127.0.0.1:{free_port()}"},
-                  request_timeout=0.2)
+        Semaphore(
+            value=1, key=key, masters={f"redis://127.0.0.1:{free_port()}"}, request_timeout=0.2
+        )
 
 
 class _Pool:

@@ -44,9 +44,7 @@ def test_a_dropped_permit_is_released_in_the_background(server: Server, key: str
 
 
 def test_leases_are_renewed_and_loss_is_seen(own_server: Server, key: str) -> None:
-    sem = Semaphore(
-        value=1, key=key, masters={own_server.url}, lease=0.6, request_timeout=0.1
-    )
+    sem = Semaphore(value=1, key=key, masters={own_server.url}, lease=0.6, request_timeout=0.1)
     permit = sem.acquire_permit()
     assert permit is not None
     time.sleep(1.5)  # more than two leases: renewed meanwhile

@@ -86,7 +86,9 @@ def test_count_and_boundedness_are_stored(server: Server, key: str) -> None:
         Semaphore(value=2, key=key, masters={server.url}, bounded=False)
 
 
-def test_handles_in_threads_never_exceed_the_count(server: Server, observer: Server, key: str) -> None:
+def test_handles_in_threads_never_exceed_the_count(
+    server: Server, observer: Server, key: str
+) -> None:
     from conftest import Observer
 
     shared = Semaphore(value=3, key=key, masters={server.url})
@@ -101,7 +103,7 @@ def test_handles_in_threads_never_exceed_the_count(server: Server, observer: Ser
                     assert seen.enter() <= 3
                     time.sleep(0.003)
                     seen.exit()
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=worker, args=(i % 2 == 0,)) for i in range(8)]

@@ -43,7 +43,8 @@ def test_a_killed_holder_gives_its_permit_back_within_a_lease(server: Server, ke
     lease = 1.0
     holder = subprocess.Popen(
         [sys.executable, str(HERE / "workers.py"), server.url, key, str(lease)],
-        stdout=subprocess.PIPE, env=_env(),
+        stdout=subprocess.PIPE,
+        env=_env(),
     )
     try:
         assert holder.stdout is not None
@@ -83,7 +84,8 @@ def test_a_mixed_fleet_of_rust_and_python_processes(
     rust = [
         subprocess.Popen(
             [binary, server.url, key, str(permits), str(rounds), observer.url, "3"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for _ in range(3)
     ]
@@ -112,12 +114,12 @@ def test_a_handle_used_after_fork_says_so(server: Server, key: str, method: str)
         code = 1
         try:
             sem.acquire(blocking=False)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             code = 0 if "before a fork" in str(error) else 1
         try:  # a new handle in the child works
             if code == 0 and Semaphore(value=1, key=key, masters={server.url}).value != 1:
                 code = 1
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             code = 1
         os._exit(code)
     _, status = os.waitpid(pid, 0)

@@ -43,5 +43,5 @@ def test_the_readme_examples_run(server: Server, monkeypatch: pytest.MonkeyPatch
     }
     for block in blocks:
         code = block.replace("redis://127.0.0.1:6379", server.url)
-        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+        exec(compile(code, "README.md", "exec"), namespace)
     assert worked == ["sync", "async"]
