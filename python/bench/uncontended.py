@@ -38,8 +38,19 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
         port = s.getsockname()[1]
     binary = os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server") or "redis-server"
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", tempfile.mkdtemp()],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            tempfile.mkdtemp(),
+        ],
         stdout=subprocess.DEVNULL,
     )
     import redis
@@ -159,9 +170,21 @@ def main() -> None:
                 samples[name] += timed(op, args.cycles)
             if os.path.exists(args.rust):
                 out = subprocess.run(
-                    [args.rust, "--url", url, "--json", "--rounds", "1",
-                     "--cycles", str(args.cycles), "--name", f"bench-rs-{run_id}"],
-                    capture_output=True, text=True, check=True,
+                    [
+                        args.rust,
+                        "--url",
+                        url,
+                        "--json",
+                        "--rounds",
+                        "1",
+                        "--cycles",
+                        str(args.cycles),
+                        "--name",
+                        f"bench-rs-{run_id}",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 )
                 rust.append(json.loads(out.stdout.strip().splitlines()[-1]))
         rows = {}
@@ -174,8 +197,10 @@ def main() -> None:
                 statistics.median(r["acquire_release"]["p99_us"] for r in rust),
             )
         ours_p50 = rows["redis-semaphore-rs: acquire() + release()"][0]
-        print(f"uncontended, one client, {args.rounds} rounds x {args.cycles} cycles, "
-              f"same redis-server ({url})")
+        print(
+            f"uncontended, one client, {args.rounds} rounds x {args.cycles} cycles, "
+            f"same redis-server ({url})"
+        )
         print(f"{'case':58} {'p50 us':>9} {'p99 us':>9} {'vs ours':>8}")
         for name, (p50, p99) in rows.items():
             print(f"{name:58} {p50:9.0f} {p99:9.0f} {p50 / ours_p50:7.2f}x")
