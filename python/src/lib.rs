@@ -2,7 +2,7 @@
 //!
 //! It is deliberately thin. Every operation of the library's [`AsyncSemaphore`] and
 //! [`Permit`] is started as a task on one Tokio runtime that the extension owns, and
-//! returns a [`Pending`]: synchronous Python code waits on it with [`Pending::wait`]
+//! returns a `Pending`: synchronous Python code waits on it with `Pending::wait`
 //! (the GIL released, woken every few milliseconds to let `KeyboardInterrupt` through,
 //! which cancels the task), and asyncio code passes a callback that the task calls with
 //! its outcome (the Python layer hands it to its event loop with `call_soon_threadsafe`).
