@@ -62,7 +62,7 @@ def test_tasks_never_exceed_the_count(server: Server, key: str) -> None:
 def test_permits_and_loss(own_server: Server, key: str) -> None:
     async def main() -> None:
         sem = AIOSemaphore(
-            value=3, key=key, masters={own_server.url}, lease=0.6, request_timeout=0.1
+            value=3, key=key, masters={own_server.url}, lease=1.5, request_timeout=0.3
         )
         two = await sem.acquire_many(2)
         assert isinstance(two, AIOPermit) and two.slots == (0, 1)
@@ -74,7 +74,7 @@ def test_permits_and_loss(own_server: Server, key: str) -> None:
             pass
         own_server.pause()
         try:
-            await asyncio.wait_for(two.lost.wait(), 5)
+            await asyncio.wait_for(two.lost.wait(), 10)
             assert not two.is_valid()
         finally:
             own_server.resume()

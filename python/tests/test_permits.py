@@ -44,14 +44,14 @@ def test_a_dropped_permit_is_released_in_the_background(server: Server, key: str
 
 
 def test_leases_are_renewed_and_loss_is_seen(own_server: Server, key: str) -> None:
-    sem = Semaphore(value=1, key=key, masters={own_server.url}, lease=0.6, request_timeout=0.1)
+    sem = Semaphore(value=1, key=key, masters={own_server.url}, lease=1.5, request_timeout=0.3)
     permit = sem.acquire_permit()
     assert permit is not None
-    time.sleep(1.5)  # more than two leases: renewed meanwhile
+    time.sleep(3.5)  # more than two leases: renewed meanwhile
     assert permit.is_valid() and sem.value == 0
     own_server.pause()
     try:
-        assert permit.lost.wait(5), "the loss is signalled"
+        assert permit.lost.wait(10), "the loss is signalled"
         assert not permit.is_valid()
     finally:
         own_server.resume()
