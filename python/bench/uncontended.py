@@ -193,8 +193,8 @@ def main() -> None:
             rows[name] = (statistics.median(values), values[int(len(values) * 0.99)])
         if rust:
             rows["Rust library: acquire() + permit.release().await"] = (
-                statistics.median(r["acquire_release"]["p50_us"] for r in rust),
-                statistics.median(r["acquire_release"]["p99_us"] for r in rust),
+                statistics.median(r["acquire_release_p50_us"] for r in rust),
+                statistics.median(r["acquire_release_p99_us"] for r in rust),
             )
         ours_p50 = rows["redis-semaphore-rs: acquire() + release()"][0]
         print(
