@@ -6,13 +6,15 @@ demo:
 test:
 	scripts/test.sh
 
-# The library and the redsem crate (a workspace member), with every feature and with none
-# (not even the default `tracing`).
+# The library, the redsem crate and the Python package's crate (workspace members), with
+# every feature and with none (not even the default `tracing`); ruff and mypy on the
+# Python package (installed into target/py-venv by scripts/test-python.sh).
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --features cluster,tls,tracing -- -D warnings
 	cargo clippy --workspace --all-targets --no-default-features -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --features cluster,tls,tracing
+	scripts/test-python.sh --lint
 
 bench:
 	scripts/bench-report.sh

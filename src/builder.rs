@@ -525,8 +525,14 @@ impl Builder {
                 self.name.len()
             ));
         }
-        if self.permits == 0 && !self.adopt {
-            return invalid("a semaphore needs at least 1 permit".into());
+        // Zero permits mean something only where releases can add permits: an unbounded
+        // semaphore that starts locked, like Python's `threading.Semaphore(0)`.
+        if self.permits == 0 && !self.adopt && self.bounded {
+            return invalid(
+                "a bounded semaphore needs at least 1 permit (an unbounded one, \
+                 .bounded(false), may start at 0 and be opened by releases)"
+                    .into(),
+            );
         }
         if self.masters.is_empty() {
             return invalid("no master: call .master(url) on the builder".into());
@@ -631,7 +637,10 @@ impl Builder {
                 Spec::Cluster(nodes) => Arc::new(Master::cluster(nodes, timeout).await?),
             });
         }
-        let mut quorum = Quorum::new(masters, &self.name, self.permits, self.bounded);
+        // A handle from `open` asks as bounded with 0 permits (`ARGV[1]` 0: adopt), whatever
+        // `.bounded()` said: unbounded with 0 permits would create a semaphore.
+        let bounded = self.bounded || self.adopt;
+        let mut quorum = Quorum::new(masters, &self.name, self.permits, bounded);
         let status = quorum.status().await?;
         if self.adopt {
             quorum = quorum.adopting(&status);
@@ -668,6 +677,17 @@ mod tests {
                 .contains("bytes")
         );
         assert!(invalid(Builder::new("jobs".into(), 0).master("redis://x")).contains("at least 1"));
+        // Unbounded, zero permits is a semaphore that starts locked; `open` adopts.
+        let zero = Builder::new("jobs".into(), 0)
+            .master("redis://x")
+            .bounded(false);
+        assert!(zero.validate().is_ok());
+        assert!(
+            Builder::adopting("jobs".into())
+                .master("redis://x")
+                .validate()
+                .is_ok()
+        );
         assert!(invalid(Builder::new("jobs".into(), 2)).contains("no master"));
         assert!(
             invalid(Builder::new("jobs".into(), 2).master("nonsense://")).contains("master #1")

@@ -157,7 +157,8 @@ pub(crate) fn millis(d: std::time::Duration) -> u64 {
 
 /// The caller's configuration, every script's `ARGV[1]`: its permit count, negative for an
 /// unbounded handle; 0 adopts the stored configuration (a handle from `open`, before it
-/// has read it).
+/// has read it), and `-0` is an unbounded semaphore of zero permits (opened by releases;
+/// a bounded one of zero permits is refused by the builder, so `0` stays free for `open`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Caller {
     pub(crate) permits: u32,
@@ -173,7 +174,12 @@ impl Caller {
 
 impl ToRedisArgs for Caller {
     fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
-        self.wire().write_redis_args(out);
+        if self.permits == 0 && !self.bounded {
+            // An integer has no negative zero: the sign is what says "unbounded".
+            out.write_arg(b"-0");
+        } else {
+            self.wire().write_redis_args(out);
+        }
     }
 }
 

@@ -113,8 +113,8 @@ impl AsyncSemaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] at once when `k` is 0 or more than the semaphore's
-    /// permit count (a wait that could never end); otherwise as for
+    /// [`Error::InvalidArgument`] at once when `k` is 0, or more than the permit count of a
+    /// bounded semaphore (a wait that could never end); otherwise as for
     /// [`acquire`](Self::acquire).
     ///
     /// # Cancel safety
@@ -161,7 +161,7 @@ impl AsyncSemaphore {
 
     /// Takes `k` permits if that many are free now; never waits. Errors and cancel safety
     /// as for [`try_acquire`](Self::try_acquire), and [`Error::InvalidArgument`] at once
-    /// when `k` is 0 or more than the permit count.
+    /// when `k` is 0 or more than the permit count of a bounded semaphore.
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn try_acquire_many(&self, k: u32) -> Result<Option<Permit>, Error> {
         self.acquire_inner(k, Wait::No).await

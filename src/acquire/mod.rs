@@ -93,7 +93,9 @@ pub(crate) async fn acquire(
             "cannot acquire 0 permits; ask for at least 1".into(),
         ));
     }
-    if k > n {
+    // On an unbounded semaphore releases can add permits, so more than the count (or any
+    // number, from zero permits) is a wait that can end.
+    if k > n && core.quorum.bounded() {
         return Err(Error::InvalidArgument(format!(
             "cannot acquire {k} permits of a semaphore of {n}: the wait could never end"
         )));
@@ -133,9 +135,12 @@ enum Step {
 struct Attempt<'a> {
     core: &'a Arc<Core>,
     line: &'a Line,
+    /// Declared before `head` on purpose: fields drop in order, so a dropped attempt's
+    /// give-back is under way before the line's lock passes to the next waiter, whose
+    /// first ask then finds the slots free (as when the guard was a local after the lock).
+    guard: CancelGuard<'a>,
     /// The line's lock while this attempt is its head (none for a try).
     head: Option<MutexGuard<'a, Wakeups>>,
-    guard: CancelGuard<'a>,
     id: &'a str,
     k: u32,
     wait: Wait,
@@ -200,8 +205,8 @@ impl<'a> Attempt<'a> {
         let mut attempt = Attempt {
             core,
             line,
-            head,
             guard: CancelGuard::new(core, line, id, stake),
+            head,
             id,
             k,
             wait,

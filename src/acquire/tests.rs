@@ -238,3 +238,36 @@ async fn an_outage_longer_than_the_outage_timeout_ends_the_wait() {
     // The guard gave back what the unanswered requests may have been granted.
     assert_eq!(releases(&links)[0].len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_head_gives_back_before_the_next_head_asks() {
+    // The head's request hangs; the next head's first ask must come after the give-back.
+    let (sem, links) = semaphore(
+        1,
+        false,
+        |_, n| if n == 0 { Reply::Hang } else { busy(60_000) },
+    );
+    let spawn = |sem: &AsyncSemaphore| {
+        let sem = sem.clone();
+        tokio::spawn(async move { sem.acquire().await })
+    };
+    let head = spawn(&sem);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let behind = spawn(&sem);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    head.abort();
+    let _ = head.await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    sem.flush().await;
+    let order: Vec<(&str, String)> = links[0]
+        .log()
+        .iter()
+        .map(|s| (s.script, s.args[1].clone()))
+        .collect();
+    let first = asked_id(&links[0], 0);
+    assert_eq!(order[0], ("acquire.lua", first.clone()), "{order:?}");
+    assert_eq!(order[1], ("release.lua", first), "{order:?}");
+    assert_eq!(order[2].0, "acquire.lua", "{order:?}");
+    behind.abort();
+    let _ = behind.await;
+}

@@ -80,6 +80,14 @@ impl FakeLink {
         })
     }
 
+    /// Every call so far, in order.
+    pub(crate) fn log(&self) -> Vec<Sent> {
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Every call of `script` (`"acquire.lua"`, ...) so far.
     pub(crate) fn calls(&self, script: &str) -> Vec<Sent> {
         self.sent

@@ -1,7 +1,7 @@
 --[[ acquire: grants `k` free slots to permit `id`, or says how long to wait.
 
 ARGV[1]  permits    the caller's permit count, negative for an unbounded handle (0: adopt
-                    the stored configuration)
+                    the stored configuration; -0: unbounded with no permits)
 ARGV[2]  id         permit id (random, made by the client before the first request)
 ARGV[3]  k          slots wanted, 1 <= k
 ARGV[4]  lease_ms   lease length

@@ -2,7 +2,7 @@
 building a handle checks the stored permit count and the keys' types.
 
 ARGV[1] permits  the caller's permit count, negative for an unbounded handle (0: the
-                 stored configuration)
+                 stored configuration; -0: unbounded with no permits)
 ARGV[2] list     1: also list the held slots (several masters count a slot held only where
                  a majority holds it)
 Reply: {available, limit, held, wait_ms, permits, bounded, slot...}: free slots below the

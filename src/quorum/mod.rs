@@ -213,12 +213,10 @@ impl Quorum {
                 args,
                 caller,
             };
-            let reply = master.run(call).await.and_then(|value| {
-                T::from_redis_value(value).map_err(|source| Error::Redis {
-                    master: master.name().to_string(),
-                    source: source.into(),
-                })
-            });
+            let reply = master
+                .run(call)
+                .await
+                .and_then(|value| T::from_redis_value(value).map_err(|e| self.failed(i, e.into())));
             (i, reply)
         }))
         .await
@@ -562,16 +560,27 @@ impl Quorum {
             .unwrap_or(0))
     }
 
+    /// A reply that does not have the script's shape: a failure of that master (as a
+    /// reply redis-rs cannot convert is), recorded in its health like any other.
     fn unexpected(&self, master: usize, script: &str, reply: &impl std::fmt::Debug) -> Error {
-        Error::Redis {
-            master: self.masters[master].name().to_string(),
-            source: (
-                redis::ErrorKind::UnexpectedReturnType,
-                "script reply",
-                format!("unexpected {script} reply {reply:?}"),
-            )
-                .into(),
-        }
+        let source = (
+            redis::ErrorKind::UnexpectedReturnType,
+            "script reply",
+            format!("unexpected {script} reply {reply:?}"),
+        );
+        self.failed(master, source.into())
+    }
+
+    /// Master `i` answered something this client cannot read: an [`Error::Redis`] that
+    /// counts in [`master_errors`](Self::master_errors) until the master answers again.
+    fn failed(&self, i: usize, source: redis::RedisError) -> Error {
+        let master = &self.masters[i];
+        let error = Error::Redis {
+            master: master.name().to_string(),
+            source,
+        };
+        master.health().failed(master.name(), &error);
+        error
     }
 }
 

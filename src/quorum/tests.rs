@@ -230,3 +230,17 @@ async fn renewal_verdicts_follow_what_the_masters_hold() {
         assert_eq!(renewed.ok(), expected);
     }
 }
+
+#[tokio::test]
+async fn an_unreadable_reply_is_a_failure_of_that_master() {
+    let link = FakeLink::new("odd:6379", |_| Reply::Ints(vec![1, 2]));
+    let quorum = Quorum::new(vec![link as Arc<dyn Link>], "q", 3, true);
+    // A release's reply is a count: a list cannot be read as one.
+    assert!(matches!(
+        quorum.release("id1", &Leave::Stay, &[]).await,
+        Err(Error::Redis { .. })
+    ));
+    let errors = quorum.master_errors();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].master, "odd:6379");
+}

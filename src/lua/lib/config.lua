@@ -13,14 +13,16 @@ such field and counts as bounded, the default.
 -- handle built with another permit count or boundedness, unless `lenient` (renewing or
 -- releasing a permit granted before the count was changed). ARGV[1] is the caller's count,
 -- negative for an unbounded handle; 0 (a handle that adopts the stored configuration)
--- creates nothing and accepts any stored one. The refusal's detail is the stored count and
--- boundedness (`E_CONFIG 3 1`).
+-- creates nothing and accepts any stored one; -0 is an unbounded semaphore of no permits
+-- (releases open it), told apart from 0 by its sign. The refusal's detail is the stored
+-- count and boundedness (`E_CONFIG 3 1`).
 local function load_config(lenient)
-  local asked = tonumber(ARGV[1])
-  local permits, bounded = math.abs(asked), asked >= 0
+  local raw = ARGV[1]
+  local adopt = raw == '0'
+  local permits, bounded = math.abs(tonumber(raw)), string.sub(raw, 1, 1) ~= '-'
   local stored = read('hash', 'HMGET', CONFIG, 'permits', 'limit', 'token', 'bounded')
   if not stored[1] then
-    if permits == 0 then
+    if adopt then
       error({ err = E_NOTFOUND .. ' ' .. CONFIG .. ' does not exist' })
     end
     if redis.call('HLEN', CONFIG) > 0 then
@@ -35,7 +37,7 @@ local function load_config(lenient)
     return { limit = permits, permits = permits, token = tonumber(token), bounded = bounded }
   end
   local stored_bounded = stored[4] ~= '0'
-  if permits ~= 0 and not lenient
+  if not adopt and not lenient
     and (tonumber(stored[1]) ~= permits or stored_bounded ~= bounded) then
     error({ err = E_CONFIG .. ' ' .. stored[1] .. ' ' .. (stored_bounded and 1 or 0) })
   end

@@ -1,0 +1,43 @@
+"""A distributed counting semaphore on Redis or Valkey, with pottery-semaphore's API.
+
+The Rust library redis-semaphore underneath: leases on the master's clock renewed in the
+background (a crashed holder's permit comes back within one lease), fencing tokens,
+several masters (Redlock per permit slot), fair waiting. Rust and Python processes can
+share one semaphore.
+
+>>> from redis_semaphore_rs import Semaphore
+>>> sem = Semaphore(value=3, key="reports", masters={"redis://127.0.0.1:6379"})  # doctest: +SKIP
+>>> with sem:  # doctest: +SKIP
+...     pass
+"""
+
+from ._aio import AIOPermit, AIOSemaphore
+from ._common import HeldOn, Holder
+from ._errors import (
+    BoundedSemaphoreError,
+    ConfigMismatchError,
+    MasterError,
+    OutageError,
+    PermitLostError,
+    SemaphoreError,
+    SemaphoreNotFoundError,
+    WrongTypeError,
+)
+from ._sync import Permit, Semaphore
+
+__all__ = [
+    "AIOPermit",
+    "AIOSemaphore",
+    "BoundedSemaphoreError",
+    "ConfigMismatchError",
+    "HeldOn",
+    "Holder",
+    "MasterError",
+    "OutageError",
+    "Permit",
+    "PermitLostError",
+    "Semaphore",
+    "SemaphoreError",
+    "SemaphoreNotFoundError",
+    "WrongTypeError",
+]

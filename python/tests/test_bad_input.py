@@ -1,0 +1,112 @@
+"""Bad input: a clear error at once, never a hang."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Server
+
+from redis_semaphore_rs import Semaphore, WrongTypeError
+from redis_semaphore_rs._masters import master_url
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"value": -1}, ValueError, "between 0"),
+        ({"value": 2**32}, ValueError, "between 0"),
+        ({"value": "3"}, TypeError, "int"),
+        ({"value": True}, TypeError, "int"),
+        ({"value": 0}, ValueError, "bounded=False"),
+        ({"key": ""}, ValueError, "name the semaphore"),
+        ({"key": 7}, TypeError, "str"),
+        ({"masters": [object()]}, TypeError, "cannot read a master"),
+        ({"masters": 42}, TypeError, "iterable"),
+        ({"masters": ["http://x"]}, ValueError, "master #1"),
+        ({"lease": 0.001}, ValueError, "too short"),
+        ({"lease": float("inf")}, ValueError, "finite"),
+        ({"request_timeout": -1}, ValueError, "negative"),
+    ],
+)
+def test_construction(server: Server, kwargs: dict[str, object], error: type, match: str) -> None:
+    args: dict[str, object] = {"value": 1, "key": "bad", "masters": {server.url}}
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        Semaphore(**args)  # type: ignore[arg-type]
+
+
+def test_calls(server: Server, key: str) -> None:
+    sem = Semaphore(value=2, key=key, masters={server.url})
+    with pytest.raises(ValueError, match="non-blocking"):
+        sem.acquire(blocking=False, timeout=1)
+    with pytest.raises(ValueError, match="-1"):
+        sem.acquire(timeout=-2)
+    with pytest.raises(ValueError, match="-1"):
+        sem.acquire(timeout=float("nan"))
+    with pytest.raises(ValueError, match="between 1"):
+        sem.release(0)
+    with pytest.raises(TypeError):
+        sem.release(1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="between 1"):
+        sem.acquire_many(0)
+    with pytest.raises(ValueError, match="could never end"):
+        sem.try_acquire(3)
+
+
+def test_a_key_of_another_type_is_left_alone(server: Server, key: str) -> None:
+    server.client().set(f"semaphore:{{{key}}}:config", "mine")
+    with pytest.raises(WrongTypeError):
+        Semaphore(value=1, key=key, masters={server.url})
+    assert server.client().get(f"semaphore:{{{key}}}:config") == b"mine"
+
+
+def test_an_unreachable_master_is_an_error_not_a_hang(key: str) -> None:
+    from conftest import free_port
+
+    from redis_semaphore_rs import MasterError
+
+    with pytest.raises(MasterError):
+        Semaphore(
+            value=1, key=key, masters={f"redis://127.0.0.1:{free_port()}"}, request_timeout=0.2
+        )
+
+
+class _Pool:
+    def __init__(self, connection_class: type, **kwargs: object) -> None:
+        self.connection_class = connection_class
+        self.connection_kwargs = kwargs
+
+
+class _Client:
+    def __init__(self, pool: object) -> None:
+        self.connection_pool = pool
+
+
+def test_master_urls_from_clients() -> None:
+    import redis
+    import redis.asyncio
+
+    assert master_url(redis.Redis(host="h", port=7, db=2)) == "redis://h:7/2"
+    assert (
+        master_url(redis.Redis(host="h", username="u", password="p@ss:w"))
+        == "redis://u:p%40ss%3Aw@h:6379/0"
+    )
+    assert master_url(redis.Redis(password="pw")) == "redis://:pw@localhost:6379/0"
+    assert master_url(redis.Redis(unix_socket_path="/tmp/r.sock", db=1)) == (
+        "unix:///tmp/r.sock?db=1"
+    )
+    assert master_url(redis.Redis(host="h", ssl=True)) == "rediss://h:6379/0"
+    assert master_url(redis.Redis(host="h", ssl=True, ssl_cert_reqs="none")) == (
+        "rediss://h:6379/0#insecure"
+    )
+    assert master_url(redis.asyncio.Redis(host="::1", port=9)) == "redis://[::1]:9/0"
+    assert master_url(redis.asyncio.Redis(host="h", ssl=True)) == "rediss://h:6379/0"
+    with pytest.raises(TypeError, match="private CA"):
+        master_url(redis.Redis(host="h", ssl=True, ssl_ca_certs="/ca.pem"))
+
+    class SentinelManagedConnection:
+        pass
+
+    with pytest.raises(TypeError, match="Sentinel"):
+        master_url(_Client(_Pool(SentinelManagedConnection, host="h")))
+    with pytest.raises(TypeError, match="cannot read"):
+        master_url(_Client(object()))
