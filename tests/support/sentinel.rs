@@ -268,10 +268,50 @@ impl Group {
         while !check(self) {
             assert!(
                 Instant::now() < deadline,
-                "not within {FAILOVER_TIMEOUT:?}: {what}"
+                "not within {FAILOVER_TIMEOUT:?}: {what}\n{}",
+                self.describe()
             );
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What each node says of its role, and the end of each sentinel's log: for a failure
+    /// message that says where the group got stuck.
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let role = node
+                .client()
+                .get_connection_with_timeout(Duration::from_secs(1))
+                .and_then(|mut c| {
+                    redis::cmd("INFO")
+                        .arg("replication")
+                        .query::<String>(&mut c)
+                })
+                .map(|info| {
+                    info.lines()
+                        .filter(|l| {
+                            l.starts_with("role:")
+                                || l.starts_with("master_port:")
+                                || l.starts_with("master_link_status:")
+                                || l.starts_with("connected_slaves:")
+                                || l.starts_with("slave")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_else(|e| format!("unreachable: {e}"));
+            out += &format!("node {i} (port {}): {role}\n", node.port());
+        }
+        for (i, sentinel) in self.sentinels.iter().enumerate() {
+            let log = fs::read_to_string(sentinel.dir.join("sentinel.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            out += &format!("sentinel {i} log, last lines:\n");
+            for line in tail.into_iter().rev() {
+                out += &format!("  {line}\n");
+            }
+        }
+        out
     }
 }
 
