@@ -4,8 +4,15 @@
 //! processes are SIGKILLed; an independent checker counts who is inside. At the end it
 //! prints what it did and what it saw, and exits 1 if anything was over-admitted or leaked.
 //!
+//! With `--sentinel` each master is a Sentinel group instead (a primary, two replicas and
+//! three sentinels, `tests/support/sentinel.rs`), reached through its sentinels, and the
+//! faults are failovers: forced (`SENTINEL FAILOVER`) and the primary SIGKILLed and
+//! restarted empty; `--replicas N` makes grants wait for N replicas (2 by default: every
+//! replica, the setting under which a failover cannot over-admit).
+//!
 //! ```text
 //! cargo run --release --example soak -- --secs 20                 # one master
+//! cargo run --release --example soak -- --secs 30 --sentinel      # failovers
 //! cargo run --release --example soak -- --secs 600 --masters 3
 //! REDIS_SERVER_BIN=$(scripts/valkey-bin.sh) cargo run --release --example soak -- --secs 20 --masters 3
 //! ```
@@ -36,6 +43,7 @@ use std::time::Duration;
 use redis_semaphore::{AsyncSemaphore, Error};
 use support::Server;
 use support::proxy::{Checker, Proxy};
+use support::sentinel::{Group, SERVICE};
 use tokio::time::Instant;
 
 const USAGE: &str = "\
@@ -51,6 +59,11 @@ usage: soak [options]
                    REDIS_SERVER_BIN says) and add the fault `clock`: a master's clock
                    jumps ahead by a lease and a half, then back. On 1 master this
                    over-admits, as the README states: use --masters 3
+  --sentinel       each master is a Sentinel group (a primary, two replicas, three
+                   sentinels); the faults are failovers, forced and by killing the
+                   primary (the proxies' faults do not apply)
+  --replicas N     with --sentinel: grants wait for N replicas (default 2, every
+                   replica; 0: none, where a failover may over-admit)
   --calm           inject no faults (a baseline)
   --unfair         Builder::fair(false) for every handle
   --json           print the summary as one JSON line as well";
@@ -70,6 +83,8 @@ struct Options {
     fair: bool,
     json: bool,
     clock: bool,
+    sentinel: bool,
+    replicas: u32,
 }
 
 /// The faults, one at a time: a master paused, killed and restarted empty, slowed, cut off
@@ -94,6 +109,8 @@ impl Options {
             fair: true,
             json: false,
             clock: false,
+            sentinel: false,
+            replicas: 2,
         };
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -122,6 +139,8 @@ impl Options {
                 }
                 "--json" => o.json = true,
                 "--clock" => o.clock = true,
+                "--sentinel" => o.sentinel = true,
+                "--replicas" => o.replicas = num(&arg, value()?)?,
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -137,6 +156,12 @@ impl Options {
         }
         if o.lease < Duration::from_millis(120) || o.lease > Duration::from_secs(10) {
             return Err("--lease-ms must be between 120 and 10000".into());
+        }
+        if o.replicas > 2 {
+            return Err("--replicas: a group has 2 replicas".into());
+        }
+        if o.sentinel && o.clock {
+            return Err("--sentinel and --clock do not go together".into());
         }
         Ok(o)
     }
@@ -242,6 +267,9 @@ async fn build(urls: &[String], o: &Options) -> AsyncSemaphore {
 }
 
 async fn soak(o: Options) -> bool {
+    if o.sentinel {
+        return soak_sentinel(o).await;
+    }
     let started = Instant::now();
     let (mut masters, mut clocks): (Vec<Server>, Vec<support::faketime::Clock>) = if o.clock {
         (0..o.masters)
@@ -406,6 +434,22 @@ async fn soak(o: Options) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let freed_after = stopped.elapsed();
+    let ok = report(&o, &stats, &checker, ran, value, holders, freed_after).await;
+    drop(direct);
+    masters.clear();
+    ok
+}
+
+/// Prints what the run did and saw; true if nothing was over-admitted or leaked.
+async fn report(
+    o: &Options,
+    stats: &Stats,
+    checker: &Checker,
+    ran: Duration,
+    value: Option<u32>,
+    holders: Option<usize>,
+    freed_after: Duration,
+) -> bool {
     let (max_seen, inside, first_violation) = checker.seen().await;
     let leaked = o.permits.saturating_sub(value.unwrap_or(0));
 
@@ -433,11 +477,19 @@ async fn soak(o: Options) -> bool {
     };
     let faults_text: BTreeMap<String, u64> =
         faults.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let kind = match (o.sentinel, o.masters) {
+        (false, 1) => "master".to_string(),
+        (false, _) => "masters".to_string(),
+        (true, m) => format!(
+            "Sentinel group{} (replicas({}))",
+            if m == 1 { "" } else { "s" },
+            o.replicas
+        ),
+    };
     println!(
-        "soak: {:.0} s on {} master{} ({server}), {} permits, {} workers, lease {:?}, request timeout {:?}",
+        "soak: {:.0} s on {} {kind} ({server}), {} permits, {} workers, lease {:?}, request timeout {:?}",
         ran.as_secs_f64(),
         o.masters,
-        if o.masters == 1 { "" } else { "s" },
         o.permits,
         o.workers,
         o.lease,
@@ -489,9 +541,84 @@ async fn soak(o: Options) -> bool {
             json_map(&errors)
         );
     }
-    drop(direct);
-    masters.clear();
     ok
+}
+
+/// A handle on the Sentinel groups `groups`, with `o`'s settings.
+async fn build_sentinel(groups: &[Group], o: &Options) -> AsyncSemaphore {
+    let mut builder = AsyncSemaphore::builder(NAME, o.permits);
+    for group in groups {
+        builder = builder.sentinel(group.sentinel_urls(), SERVICE);
+    }
+    if o.replicas > 0 {
+        builder = builder.replicas(o.replicas, o.lease / 4);
+    }
+    builder
+        .lease(o.lease)
+        .request_timeout(o.request_timeout())
+        .fair(o.fair)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("cannot build the semaphore: {e}"))
+}
+
+/// The soak with Sentinel groups as the masters, and failovers as the faults: forced, or
+/// the primary SIGKILLed and restarted empty (it rejoins as a replica), one at a time, each
+/// waited out (the new primary named and both replicas in sync) before the next.
+async fn soak_sentinel(o: Options) -> bool {
+    let started = Instant::now();
+    let mut groups: Vec<Group> = (0..o.masters)
+        .map(|_| tokio::task::block_in_place(Group::start))
+        .collect();
+    let observer = Server::start();
+    let checker = Checker::connect(&observer.url(), o.permits).await;
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..o.workers {
+        let sem = build_sentinel(&groups, &o).await;
+        let (checker, stats, stop) = (checker.clone(), stats.clone(), stop.clone());
+        let (permits, lease) = (o.permits, o.lease);
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                cycle(&sem, &checker, &stats, permits, lease).await;
+            }
+        }));
+    }
+    let faults = !o.faults.is_empty();
+    let end = started + Duration::from_secs_f64(o.secs);
+    while Instant::now() < end {
+        tokio::time::sleep(rand_ms(500..1500)).await;
+        if !faults {
+            continue;
+        }
+        let group = &mut groups[rand::random_range(0..o.masters)];
+        if rand::random_range(0..2) == 0 {
+            tokio::task::block_in_place(|| group.force_failover());
+            stats.fault("forced failover");
+        } else {
+            tokio::task::block_in_place(|| group.kill_primary());
+            stats.fault("primary killed, a replica promoted");
+        }
+    }
+    let ran = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.expect("a worker panicked");
+    }
+    let stopped = Instant::now();
+    let direct = build_sentinel(&groups, &o).await;
+    let (value, holders) = loop {
+        let value = direct.value().await.ok();
+        let holders = direct.holders().await.ok().map(|h| h.len());
+        let free = value == Some(o.permits) && holders == Some(0);
+        if free || stopped.elapsed() > o.lease + Duration::from_secs(3) {
+            break (value, holders);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let freed_after = stopped.elapsed();
+    report(&o, &stats, &checker, ran, value, holders, freed_after).await
 }
 
 /// One acquire, hold and release, checked.

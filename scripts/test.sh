@@ -56,6 +56,10 @@ soak "soak, 15 s, 3 masters ($(server_name "$valkey_bin"))" "$valkey_bin" --secs
 # Clock jumps (libfaketime; the masters are valkey-server whatever the binary: see tests/clocks.rs).
 soak "soak, 15 s, 3 masters, clock jumps ($(server_name "$valkey_bin"))" "$valkey_bin" \
   --secs 15 --masters 3 --clock
+# Failovers: a Sentinel group (a primary, two replicas, three sentinels), forced and
+# killed-primary failovers, grants counted once both replicas have them.
+soak "soak, 20 s, a Sentinel group, failovers, replicas(2) ($(server_name "$redis_bin"))" \
+  "$redis_bin" --secs 20 --sentinel --replicas 2 --lease-ms 2000
 run "library without features (against $(server_name "$redis_bin"))" \
   "$redis_bin" -p redis-semaphore --lib
 
