@@ -41,8 +41,12 @@ echo "      wheel is built without TLS ('Failed finding TLS support')."
 # above already, so this pass leaves them out rather than run the same thing twice.
 echo "note: tests/clocks.rs (a_clock_*) ran in the pass above, on valkey-server; not again here."
 run "tests against $(server_name "$valkey_bin"), features cluster, tracing" \
-  "$valkey_bin" --workspace --exclude redis-semaphore-python --all-targets --features cluster,tracing \
-  -- --skip a_clock_
+  "$valkey_bin" --workspace --exclude redis-semaphore-python --lib --bins --tests \
+  --features cluster,tracing -- --skip a_clock_
+# The benches and examples in test mode (criterion takes no --skip).
+run "benches and examples against $(server_name "$valkey_bin"), features cluster, tracing" \
+  "$valkey_bin" --workspace --exclude redis-semaphore-python --benches --examples \
+  --features cluster,tracing
 run "doc tests (against $(server_name "$redis_bin"))" "$redis_bin" \
   -p redis-semaphore --doc --features cluster,tls
 
