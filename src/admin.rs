@@ -190,7 +190,7 @@ impl AsyncSemaphore {
     /// match sem.try_acquire().await? {
     ///     Some(permit) => { /* work */ drop(permit) }
     ///     None => match sem.last_error() {
-    ///         Some(down) => eprintln!("{} unreachable since {:?}: {}", down.master, down.since, down.error),
+    ///         Some(down) => eprintln!("no answer for {:?}: {}", down.since.elapsed().unwrap_or_default(), down.error),
     ///         None => eprintln!("every permit is held"),
     ///     },
     /// }

@@ -66,6 +66,11 @@ fn runtime() -> Arc<Runtime> {
 /// A Python value made under the GIL from a task's result.
 type Make = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
+/// `True` or `False`, as Python writes them.
+fn py_bool(b: bool) -> &'static str {
+    if b { "True" } else { "False" }
+}
+
 /// The error as the Python layer receives it.
 fn native_error(py: Python<'_>, error: Error) -> PyErr {
     if let Error::InvalidArgument(why) = &error {
@@ -102,7 +107,27 @@ fn native_error(py: Python<'_>, error: Error) -> PyErr {
         Error::WrongType { .. } => "wrong_type",
         _ => "other",
     };
-    NativeError::new_err((kind, error.to_string(), details.unbind()))
+    let message = match &error {
+        // The Rust text names Rust functions (`AsyncSemaphore::open`, `set_permits`) that
+        // this package does not have: say what a Python caller can do.
+        Error::ConfigMismatch {
+            stored,
+            requested,
+            stored_bounded,
+            requested_bounded,
+            ..
+        } => format!(
+            "the semaphore exists with {stored} permits (bounded={}), this handle asked for \
+             {requested} (bounded={}); pass value={stored}, bounded={} to use it as it is, or \
+             change the stored count for every handle with `redsem set-permits <key> \
+             {requested}`",
+            py_bool(*stored_bounded),
+            py_bool(*requested_bounded),
+            py_bool(*stored_bounded),
+        ),
+        _ => error.to_string(),
+    };
+    NativeError::new_err((kind, message, details.unbind()))
 }
 
 /// An operation running on the runtime. Wait for it with [`wait`](Pending::wait), or give

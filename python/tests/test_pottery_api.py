@@ -82,6 +82,9 @@ def test_count_and_boundedness_are_stored(server: Server, key: str) -> None:
     with pytest.raises(ConfigMismatchError) as raised:
         Semaphore(value=3, key=key, masters={server.url})
     assert (raised.value.stored, raised.value.requested) == (2, 3)
+    # The way out is said in Python's terms, not the Rust API's.
+    assert "pass value=2, bounded=True" in str(raised.value), str(raised.value)
+    assert "AsyncSemaphore" not in str(raised.value)
     with pytest.raises(ConfigMismatchError):
         Semaphore(value=2, key=key, masters={server.url}, bounded=False)
 

@@ -267,6 +267,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// A duration as a person writes it, in the units [`parse_duration`] reads: `0s`,
 /// `250ms`, `1.5s`, `1m30s`, `1h30m`, `100d`.
+/// Why a permit was lost: the masters did not answer its renewals, or they answered that
+/// it was no longer held (released by someone else, `redsem release --id`, or expired
+/// while this process was stalled).
+fn loss_reason(sem: &AsyncSemaphore) -> String {
+    match sem.last_error() {
+        Some(down) => format!("its renewals went unanswered: {}", down.error),
+        None => "the masters no longer hold it: released with `redsem release`, or its lease \
+                 expired while redsem could not renew it"
+            .to_string(),
+    }
+}
+
 fn human(duration: Duration) -> String {
     if duration.is_zero() {
         return "0s".into();
@@ -526,7 +538,7 @@ async fn run(urls: &[String], quiet: bool, args: RunArgs) -> u8 {
     // grant that came too late) is released before redsem goes on or exits.
     sem.flush().await;
     let code = match waited {
-        Ok(Waited::Granted(permit)) => execute(&args, permit, quiet, &mut signals).await,
+        Ok(Waited::Granted(permit)) => execute(&args, &sem, permit, quiet, &mut signals).await,
         Ok(Waited::TimedOut) => {
             if !quiet {
                 eprintln!(
@@ -599,7 +611,13 @@ async fn wait(
 }
 
 /// Starts the command under `permit`, supervises it, releases the permit; the exit status.
-async fn execute(args: &RunArgs, permit: Permit, quiet: bool, signals: &mut Signals) -> u8 {
+async fn execute(
+    args: &RunArgs,
+    sem: &AsyncSemaphore,
+    permit: Permit,
+    quiet: bool,
+    signals: &mut Signals,
+) -> u8 {
     let name = args.name.get();
     // A signal that came with the grant: the command is not started at all.
     let pending = tokio::select! {
@@ -668,7 +686,9 @@ async fn execute(args: &RunArgs, permit: Permit, quiet: bool, signals: &mut Sign
         target,
         grace: args.grace,
     };
-    supervised.supervise(name, permit, quiet, signals).await
+    supervised
+        .supervise(name, sem, permit, quiet, signals)
+        .await
 }
 
 /// Asks the kernel to SIGKILL the command when redsem dies (Linux: `PR_SET_PDEATHSIG`).
@@ -754,6 +774,7 @@ impl Supervised {
     async fn supervise(
         &mut self,
         name: &str,
+        sem: &AsyncSemaphore,
         permit: Permit,
         quiet: bool,
         signals: &mut Signals,
@@ -769,8 +790,8 @@ impl Supervised {
         };
         if ran_out {
             eprintln!(
-                "redsem: lost the lease of {name} (masters unreachable or too slow); stopping \
-                 the command"
+                "redsem: lost the permit of {name} ({}); stopping the command",
+                loss_reason(sem)
             );
             self.stop(signals).await;
             // Whatever the masters still hold for it goes; the answer is known (lost).
@@ -791,8 +812,9 @@ impl Supervised {
         match permit.release().await {
             Ok(()) => {}
             Err(Error::PermitLost { .. }) => eprintln!(
-                "redsem: the lease of {name} had run out when the command exited (masters \
-                 unreachable or too slow); another holder may have run meanwhile"
+                "redsem: the permit of {name} was gone when the command exited ({}); another \
+                 holder may have run meanwhile",
+                loss_reason(sem)
             ),
             Err(e) => eprintln!(
                 "redsem: the command exited, but the release of its permit failed: {e}; the \

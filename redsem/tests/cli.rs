@@ -173,6 +173,36 @@ fn a_lost_lease_stops_the_command_and_is_125() {
     );
     let term = std::fs::read_to_string(dir.join("term")).expect("the command got SIGTERM");
     assert_eq!(term.trim(), "TERM");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("renewals went unanswered"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_permit_released_by_an_operator_says_so_and_stops_the_command() {
+    let server = Server::start();
+    let dir = temp_dir("revoked");
+    let script = format!(
+        "echo $REDSEM_PERMIT_ID > {dir}/id.tmp; mv {dir}/id.tmp {dir}/id; sleep 30",
+        dir = dir.display()
+    );
+    let mut child = redsem(&server)
+        .args(["run", "revoked", "--permits", "1", "--lease", "600ms", "--"])
+        .args(["sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&dir.join("id"));
+    let id = std::fs::read_to_string(dir.join("id")).unwrap();
+    let released = output(redsem(&server).args(["release", "revoked", "--id", id.trim()]));
+    assert_eq!(code(&released), 0, "{released:?}");
+    // Found out at the next renewal, within a third of the lease (and slack).
+    let status = wait_exit(&mut child, Duration::from_secs(3));
+    assert_eq!(status.code(), Some(125));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("the masters no longer hold it"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
