@@ -256,14 +256,58 @@ fn rand_ms(range: std::ops::Range<u64>) -> Duration {
 }
 
 async fn build(urls: &[String], o: &Options) -> AsyncSemaphore {
-    AsyncSemaphore::builder(NAME, o.permits)
-        .masters(urls.iter().cloned())
+    build_from(
+        AsyncSemaphore::builder(NAME, o.permits).masters(urls.iter().cloned()),
+        o,
+    )
+    .await
+}
+
+/// `builder`, its masters given, with `o`'s lease, request timeout and fairness, built.
+async fn build_from(builder: redis_semaphore::Builder, o: &Options) -> AsyncSemaphore {
+    builder
         .lease(o.lease)
         .request_timeout(o.request_timeout())
         .fair(o.fair)
         .build()
         .await
         .unwrap_or_else(|e| panic!("cannot build the semaphore: {e}"))
+}
+
+/// Starts a worker on `sem`: acquire, hold, release, checked, until `stop`.
+fn spawn_worker(
+    sem: AsyncSemaphore,
+    checker: &Checker,
+    stats: &Arc<Stats>,
+    stop: &Arc<AtomicBool>,
+    o: &Options,
+) -> tokio::task::JoinHandle<()> {
+    let (checker, stats, stop) = (checker.clone(), stats.clone(), stop.clone());
+    let (permits, lease) = (o.permits, o.lease);
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            cycle(&sem, &checker, &stats, permits, lease).await;
+        }
+    })
+}
+
+/// Waits until `direct` sees every permit free and no holder, at most `allowed` after
+/// `stopped`; what it saw last.
+async fn wait_free(
+    direct: &AsyncSemaphore,
+    o: &Options,
+    stopped: Instant,
+    allowed: Duration,
+) -> (Option<u32>, Option<usize>) {
+    loop {
+        let value = direct.value().await.ok();
+        let holders = direct.holders().await.ok().map(|h| h.len());
+        let free = value == Some(o.permits) && holders == Some(0);
+        if free || stopped.elapsed() > allowed {
+            return (value, holders);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn soak(o: Options) -> bool {
@@ -296,13 +340,7 @@ async fn soak(o: Options) -> bool {
     let mut workers = Vec::new();
     for w in 0..o.workers {
         let sem = build(&urls(w % 2), &o).await;
-        let (checker, stats, stop) = (checker.clone(), stats.clone(), stop.clone());
-        let (permits, lease) = (o.permits, o.lease);
-        workers.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                cycle(&sem, &checker, &stats, permits, lease).await;
-            }
-        }));
+        workers.push(spawn_worker(sem, &checker, &stats, &stop, &o));
     }
 
     // Dropped connections and cut replies, at any moment.
@@ -424,15 +462,7 @@ async fn soak(o: Options) -> bool {
 
     // One lease after the holders stopped, with every fault healed, nothing is held.
     let direct = build(&masters.iter().map(Server::url).collect::<Vec<_>>(), &o).await;
-    let (value, holders) = loop {
-        let value = direct.value().await.ok();
-        let holders = direct.holders().await.ok().map(|h| h.len());
-        let free = value == Some(o.permits) && holders == Some(0);
-        if free || stopped.elapsed() > o.lease + Duration::from_secs(1) {
-            break (value, holders);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (value, holders) = wait_free(&direct, &o, stopped, o.lease + Duration::from_secs(1)).await;
     let freed_after = stopped.elapsed();
     let ok = report(&o, &stats, &checker, ran, value, holders, freed_after).await;
     drop(direct);
@@ -553,13 +583,7 @@ async fn build_sentinel(groups: &[Group], o: &Options) -> AsyncSemaphore {
     if o.replicas > 0 {
         builder = builder.replicas(o.replicas, o.lease / 4);
     }
-    builder
-        .lease(o.lease)
-        .request_timeout(o.request_timeout())
-        .fair(o.fair)
-        .build()
-        .await
-        .unwrap_or_else(|e| panic!("cannot build the semaphore: {e}"))
+    build_from(builder, o).await
 }
 
 /// The soak with Sentinel groups as the masters, and failovers as the faults: forced, or
@@ -577,13 +601,7 @@ async fn soak_sentinel(o: Options) -> bool {
     let mut workers = Vec::new();
     for _ in 0..o.workers {
         let sem = build_sentinel(&groups, &o).await;
-        let (checker, stats, stop) = (checker.clone(), stats.clone(), stop.clone());
-        let (permits, lease) = (o.permits, o.lease);
-        workers.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                cycle(&sem, &checker, &stats, permits, lease).await;
-            }
-        }));
+        workers.push(spawn_worker(sem, &checker, &stats, &stop, &o));
     }
     let faults = !o.faults.is_empty();
     let end = started + Duration::from_secs_f64(o.secs);
@@ -608,15 +626,7 @@ async fn soak_sentinel(o: Options) -> bool {
     }
     let stopped = Instant::now();
     let direct = build_sentinel(&groups, &o).await;
-    let (value, holders) = loop {
-        let value = direct.value().await.ok();
-        let holders = direct.holders().await.ok().map(|h| h.len());
-        let free = value == Some(o.permits) && holders == Some(0);
-        if free || stopped.elapsed() > o.lease + Duration::from_secs(3) {
-            break (value, holders);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (value, holders) = wait_free(&direct, &o, stopped, o.lease + Duration::from_secs(3)).await;
     let freed_after = stopped.elapsed();
     report(&o, &stats, &checker, ran, value, holders, freed_after).await
 }

@@ -242,16 +242,8 @@ impl Group {
 
     /// Node `primary` says it is a primary with two replicas online.
     fn replicas_in_sync(&self, primary: usize) -> bool {
-        let info = match self.nodes[primary]
-            .client()
-            .get_connection_with_timeout(Duration::from_secs(1))
-            .and_then(|mut c| {
-                redis::cmd("INFO")
-                    .arg("replication")
-                    .query::<String>(&mut c)
-            }) {
-            Ok(info) => info,
-            Err(_) => return false,
+        let Ok(info) = replication(&self.nodes[primary]) else {
+            return false;
         };
         let field = |name: &str| {
             info.lines()
@@ -283,14 +275,7 @@ impl Group {
     fn describe(&self) -> String {
         let mut out = String::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            let role = node
-                .client()
-                .get_connection_with_timeout(Duration::from_secs(1))
-                .and_then(|mut c| {
-                    redis::cmd("INFO")
-                        .arg("replication")
-                        .query::<String>(&mut c)
-                })
+            let role = replication(node)
                 .map(|info| {
                     info.lines()
                         .filter(|l| {
@@ -316,6 +301,14 @@ impl Group {
         }
         out
     }
+}
+
+/// A node's `INFO replication`.
+fn replication(node: &Server) -> redis::RedisResult<String> {
+    let mut conn = node
+        .client()
+        .get_connection_with_timeout(Duration::from_secs(1))?;
+    redis::cmd("INFO").arg("replication").query(&mut conn)
 }
 
 /// `SENTINEL MASTER mymaster` as field -> value.
