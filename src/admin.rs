@@ -1,6 +1,7 @@
 //! What operators and monitoring need: who holds a semaphore, a change of its permit count,
 //! the release of someone else's permit, deleting it, and the masters' failures.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -61,19 +62,18 @@ impl AsyncSemaphore {
         let quorum = &self.core().quorum;
         let held = quorum.holders().await?;
         let mut holders: Vec<Holder> = Vec::new();
+        // Each holder's place in `holders`: thousands of holders are listed in linear time.
+        let mut index: HashMap<String, usize> = HashMap::new();
         for entry in held {
-            let at = match holders.iter().position(|h| h.id == entry.id) {
-                Some(at) => at,
-                None => {
-                    holders.push(Holder {
-                        id: entry.id.clone(),
-                        slots: Vec::new(),
-                        fencing_token: 0,
-                        masters: Vec::new(),
-                    });
-                    holders.len() - 1
-                }
-            };
+            let at = *index.entry(entry.id.clone()).or_insert_with(|| {
+                holders.push(Holder {
+                    id: entry.id.clone(),
+                    slots: Vec::new(),
+                    fencing_token: 0,
+                    masters: Vec::new(),
+                });
+                holders.len() - 1
+            });
             let holder = &mut holders[at];
             holder.fencing_token = holder.fencing_token.max(entry.token);
             let master = quorum.master_name(entry.master);
@@ -90,6 +90,9 @@ impl AsyncSemaphore {
             }
         }
         for holder in &mut holders {
+            for on in &mut holder.masters {
+                on.slots.sort_unstable();
+            }
             let mut slots: Vec<u32> = holder
                 .masters
                 .iter()

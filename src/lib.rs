@@ -30,6 +30,7 @@ pub use builder::{
 };
 pub use error::{Error, MasterFailure, Result};
 pub use health::MasterError;
+pub use lua::MAX_ACQUIRE_MANY;
 pub use permit::Permit;
 pub use semaphore::AsyncSemaphore;
 pub use wait::WAITER_LEASE;
@@ -50,7 +51,7 @@ pub use wait::WAITER_LEASE;
 /// subcommand and refuses the rule).
 pub const ACL_RULE: &str = "resetkeys resetchannels -@all \
     +evalsha +script|load +subscribe +unsubscribe \
-    +type +exists +del +time +pexpire +pexpireat +pttl +publish \
+    +type +exists +del +unlink +time +pexpire +pexpireat +pttl +publish \
     +hget +hmget +hset +hdel +hlen +hincrby \
     +zadd +zrem +zrange +zrangebyscore +zcount +zcard +zscore +zrank \
     ~semaphore:* &semaphore:*";
@@ -58,7 +59,7 @@ pub const ACL_RULE: &str = "resetkeys resetchannels -@all \
 /// [`ACL_RULE`] for a cluster: with sharded pub/sub and the slot map.
 pub const ACL_RULE_CLUSTER: &str = "resetkeys resetchannels -@all \
     +evalsha +script|load +subscribe +unsubscribe \
-    +type +exists +del +time +pexpire +pexpireat +pttl +publish \
+    +type +exists +del +unlink +time +pexpire +pexpireat +pttl +publish \
     +hget +hmget +hset +hdel +hlen +hincrby \
     +zadd +zrem +zrange +zrangebyscore +zcount +zcard +zscore +zrank \
     +spublish +ssubscribe +sunsubscribe +cluster|slots +cluster|shards +readonly +ping \

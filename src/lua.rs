@@ -13,7 +13,7 @@
 
 use std::sync::LazyLock;
 
-use redis::{RedisWrite, Script, ToRedisArgs};
+use redis::{FromRedisValue, RedisWrite, Script, ToRedisArgs};
 
 /// One script in its two forms, publishing with `PUBLISH` (a plain server) or `SPUBLISH`
 /// (a cluster).
@@ -62,6 +62,35 @@ pub(crate) mod code {
     pub(crate) const LIMIT: &str = "SEMLIMIT";
 }
 
+/// The most permits one call may ask for: `acquire_many(k)` and its siblings refuse a
+/// larger `k` at once with [`Error::InvalidArgument`], on every semaphore.
+///
+/// Redis runs one script at a time for all of its clients, so a script that walked a
+/// million slots would stall every other user of the server for seconds. Every script of
+/// this library does a bounded amount of work, and a permit of `k` slots costs a grant,
+/// a renewal and a release that each walk its `k` slots: hence the cap. A caller that
+/// needs more should count in bigger units: a semaphore of 64 permits of 1 GiB each, not
+/// 65,536 permits of 1 MiB.
+pub const MAX_ACQUIRE_MANY: u32 = 1000;
+
+/// How much one script may do, whatever its arguments and whatever state it finds: Redis
+/// runs one script at a time for every client of the server, so a script's length is a
+/// stall of the whole server. Each bound is sent to the scripts in their header.
+pub(crate) mod bound {
+    /// The most slots one permit holds ([`super::MAX_ACQUIRE_MANY`]): what one grant,
+    /// renewal or release walks.
+    pub(crate) const SLOTS: u32 = super::MAX_ACQUIRE_MANY;
+    /// The most expired slots one script reclaims; the rest are reclaimed by the next
+    /// scripts, a batch each (they stay held until then: never granted twice).
+    pub(crate) const RECLAIM: u32 = 1000;
+    /// The most slots one script grants to registered waiters (pushed grants); a line
+    /// whose request does not fit is woken to ask itself.
+    pub(crate) const PUSH: u32 = 1000;
+    /// The most held slots one call lists (`holders`, and the status of several masters):
+    /// the client asks again for the next page.
+    pub(crate) const PAGE: u32 = 1000;
+}
+
 fn header(publish: &str) -> String {
     let names: Vec<&str> = KEYS.iter().map(|(name, _)| *name).collect();
     let keys: Vec<String> = (1..=KEYS.len()).map(|i| format!("KEYS[{i}]")).collect();
@@ -71,7 +100,8 @@ fn header(publish: &str) -> String {
         "local PUBLISH = '{publish}'\n\
          local {} = {}\n\
          local CHANNEL = string.sub(CONFIG, 1, -{}) .. '{CHANNEL}'\n\
-         local E_WRONGTYPE, E_NOTFOUND, E_CONFIG, E_LIMIT = '{}', '{}', '{}', '{}'\n",
+         local E_WRONGTYPE, E_NOTFOUND, E_CONFIG, E_LIMIT = '{}', '{}', '{}', '{}'\n\
+         local MAX_SLOTS, RECLAIM_BATCH, PUSH_BUDGET, PAGE = {}, {}, {}, {}\n",
         names.join(", "),
         keys.join(", "),
         config_suffix + 1,
@@ -79,6 +109,10 @@ fn header(publish: &str) -> String {
         code::NOT_FOUND,
         code::CONFIG,
         code::LIMIT,
+        bound::SLOTS,
+        bound::RECLAIM,
+        bound::PUSH,
+        bound::PAGE,
     )
 }
 
@@ -315,9 +349,58 @@ pub(crate) fn status_args(caller: Caller, list: bool) -> Args {
     args![caller, u8::from(list)]
 }
 
-/// `holders.lua`'s ARGV; its reply is parsed by `quorum::parse_holders`.
-pub(crate) fn holders_args(caller: Caller) -> Args {
-    args![caller]
+/// Where a page of held slots ends: the last slot listed and its lease expiry (ms), from
+/// which `holders.lua` lists the next page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub(crate) expiry: u64,
+    pub(crate) slot: u32,
+}
+
+/// `holders.lua`'s ARGV: the page after `after` (None: the first), with each slot's
+/// holder when `detail`. Its reply is parsed by [`HeldPage::parse`].
+pub(crate) fn holders_args(caller: Caller, detail: bool, after: Option<Cursor>) -> Args {
+    match after {
+        Some(Cursor { expiry, slot }) => args![caller, u8::from(detail), expiry, slot],
+        None => args![caller, u8::from(detail), "", ""],
+    }
+}
+
+/// A page of `holders.lua`'s reply: the cursor of the next page (None: this was the last)
+/// and the entries, each `width` values.
+#[derive(Debug, Clone)]
+pub(crate) struct HeldPage<'a> {
+    /// The slots held on the master (expired leases not reclaimed yet included).
+    pub(crate) held: u64,
+    pub(crate) next: Option<Cursor>,
+    pub(crate) entries: std::slice::ChunksExact<'a, redis::Value>,
+}
+
+impl<'a> HeldPage<'a> {
+    /// Splits a reply whose entries are `width` values each; `None` if it has another
+    /// shape.
+    pub(crate) fn parse(reply: &'a [redis::Value], width: usize) -> Option<Self> {
+        let int = |v: &redis::Value| i64::from_redis_value(v.clone()).ok();
+        let [held, more, expiry, slot, entries @ ..] = reply else {
+            return None;
+        };
+        if !entries.len().is_multiple_of(width) {
+            return None;
+        }
+        let next = match int(more)? {
+            0 => None,
+            1 => Some(Cursor {
+                expiry: u64::try_from(int(expiry)?).ok()?,
+                slot: u32::try_from(int(slot)?).ok()?,
+            }),
+            _ => return None,
+        };
+        Some(HeldPage {
+            held: u64::try_from(int(held)?).ok()?,
+            next,
+            entries: entries.chunks_exact(width),
+        })
+    }
 }
 
 /// `grow.lua`'s and `resize.lua`'s ARGV: the caller's count and `n`. The reply is the
@@ -336,8 +419,11 @@ pub(crate) struct Status {
     pub(crate) permits: u32,
     /// Whether the semaphore is stored as bounded.
     pub(crate) bounded: bool,
-    /// The held slots, when they were asked for.
+    /// The held slots, when they were asked for: the first page of them.
     pub(crate) slots: Vec<u32>,
+    /// Where the held slots go on when there are more than a page of them (the rest come
+    /// from `holders.lua`).
+    pub(crate) more: Option<Cursor>,
 }
 
 impl Status {
@@ -350,6 +436,9 @@ impl Status {
                 _wait,
                 permits,
                 bounded @ (0 | 1),
+                more @ (0 | 1),
+                expiry,
+                slot,
                 slots @ ..,
             ] => Some(Status {
                 available: u32::try_from(*available).ok()?,
@@ -358,6 +447,13 @@ impl Status {
                 permits: u32::try_from(*permits).ok()?,
                 bounded: *bounded == 1,
                 slots: slots_of(slots)?,
+                more: match more {
+                    1 => Some(Cursor {
+                        expiry: u64::try_from(*expiry).ok()?,
+                        slot: u32::try_from(*slot).ok()?,
+                    }),
+                    _ => None,
+                },
             }),
             _ => None,
         }
@@ -458,22 +554,45 @@ mod tests {
         assert_eq!(Acquired::parse(&[1, 7, 1000]), None);
         assert_eq!(Acquired::parse(&[1, -7, 1000, 1]), None);
         assert_eq!(
-            Status::parse(&[1, 3, 2, 10, 3, 0]),
+            Status::parse(&[1, 3, 2, 10, 3, 0, 0, 0, 0]),
             Some(Status {
                 available: 1,
                 limit: 3,
                 held: 2,
                 permits: 3,
                 bounded: false,
-                slots: vec![]
+                slots: vec![],
+                more: None,
             })
         );
         assert_eq!(
-            Status::parse(&[1, 3, 2, 10, 3, 1, 0, 2]).map(|s| (s.bounded, s.slots)),
+            Status::parse(&[1, 3, 2, 10, 3, 1, 0, 0, 0, 0, 2]).map(|s| (s.bounded, s.slots)),
             Some((true, vec![0, 2]))
         );
+        assert_eq!(
+            Status::parse(&[1, 3, 2, 10, 3, 1, 1, 5_000_000_000, 2, 0, 2]).map(|s| s.more),
+            Some(Some(Cursor {
+                expiry: 5_000_000_000,
+                slot: 2
+            }))
+        );
         assert_eq!(Status::parse(&[1, 3]), None);
-        assert_eq!(Status::parse(&[1, 3, 2, 10, 3, 2]), None);
+        assert_eq!(Status::parse(&[1, 3, 2, 10, 3, 2, 0, 0, 0]), None);
+        assert_eq!(Status::parse(&[1, 3, 2, 10, 3, 1, 2, 0, 0]), None);
+        let page = [5, 1, 7_000, 3, 3, 7_000].map(redis::Value::Int);
+        let parsed = HeldPage::parse(&page, 2).expect("a page of two slots");
+        assert_eq!(
+            (parsed.held, parsed.next, parsed.entries.len()),
+            (
+                5,
+                Some(Cursor {
+                    expiry: 7_000,
+                    slot: 3
+                }),
+                1
+            )
+        );
+        assert!(HeldPage::parse(&page[..5], 2).is_none());
     }
 
     #[test]

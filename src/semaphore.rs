@@ -113,9 +113,10 @@ impl AsyncSemaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] at once when `k` is 0, or more than the permit count of a
-    /// bounded semaphore (a wait that could never end); otherwise as for
-    /// [`acquire`](Self::acquire).
+    /// [`Error::InvalidArgument`] at once when `k` is 0, more than
+    /// [`MAX_ACQUIRE_MANY`](crate::MAX_ACQUIRE_MANY) (1,000: count in bigger units
+    /// instead), or more than the permit count of a bounded semaphore (a wait that could
+    /// never end); otherwise as for [`acquire`](Self::acquire).
     ///
     /// # Cancel safety
     ///
@@ -161,7 +162,8 @@ impl AsyncSemaphore {
 
     /// Takes `k` permits if that many are free now; never waits. Errors and cancel safety
     /// as for [`try_acquire`](Self::try_acquire), and [`Error::InvalidArgument`] at once
-    /// when `k` is 0 or more than the permit count of a bounded semaphore.
+    /// when `k` is 0, more than [`MAX_ACQUIRE_MANY`](crate::MAX_ACQUIRE_MANY), or more
+    /// than the permit count of a bounded semaphore.
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn try_acquire_many(&self, k: u32) -> Result<Option<Permit>, Error> {
         self.acquire_inner(k, Wait::No).await
@@ -196,7 +198,8 @@ impl AsyncSemaphore {
     }
 
     /// Waits up to `timeout` for `k` permits; `Ok(None)` if they did not come in time.
-    /// Errors and cancel safety as for [`acquire_many`](Self::acquire_many) and
+    /// Errors and cancel safety as for [`acquire_many`](Self::acquire_many) (`k` is at
+    /// most [`MAX_ACQUIRE_MANY`](crate::MAX_ACQUIRE_MANY)) and
     /// [`acquire_timeout`](Self::acquire_timeout).
     #[must_use = "the permit is released as soon as it is dropped; hold it (`let permit = ...?`) for as long as you need the resource"]
     pub async fn acquire_many_timeout(

@@ -45,7 +45,7 @@ use tokio::time::{Instant, sleep_until};
 use crate::core::Core;
 use crate::detached::Detached;
 use crate::error::Error;
-use crate::lua::Acquired;
+use crate::lua::{Acquired, MAX_ACQUIRE_MANY};
 use crate::permit::{Grant, Permit};
 use crate::quorum::decide::{Deadline, validity};
 use crate::quorum::{Ask, Queue, arrival_stamp};
@@ -92,6 +92,12 @@ pub(crate) async fn acquire(
         return Err(Error::InvalidArgument(
             "cannot acquire 0 permits; ask for at least 1".into(),
         ));
+    }
+    if k > MAX_ACQUIRE_MANY {
+        return Err(Error::InvalidArgument(format!(
+            "cannot acquire {k} permits in one call: the most is {MAX_ACQUIRE_MANY} \
+             (redis_semaphore::MAX_ACQUIRE_MANY); count in bigger units instead"
+        )));
     }
     // On an unbounded semaphore releases can add permits, so more than the count (or any
     // number, from zero permits) is a wait that can end.

@@ -3,7 +3,7 @@
 ARGV[1]  permits    the caller's permit count, negative for an unbounded handle (0: adopt
                     the stored configuration; -0: unbounded with no permits)
 ARGV[2]  id         permit id (random, made by the client before the first request)
-ARGV[3]  k          slots wanted, 1 <= k
+ARGV[3]  k          slots wanted, 1 <= k <= MAX_SLOTS (more is refused: E_LIMIT)
 ARGV[4]  lease_ms   lease length
 ARGV[5]  queue      0: grant whatever is free (an unfair handle); 1: wait in line (first
                     come, first served across processes), joining the queue when not
@@ -41,6 +41,10 @@ local id, k, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local fair, joins, waiter_ms = ARGV[5] ~= '0', ARGV[5] == '1', tonumber(ARGV[6])
 local line, more, arrival, again = ARGV[7], ARGV[8] == '1', ARGV[9], ARGV[10]
 local push, waits = ARGV[11] == '1', ARGV[12] == '1'
+if k > MAX_SLOTS then
+  error({ err = E_LIMIT .. ' cannot acquire ' .. k .. ' permits in one call: the most is '
+    .. MAX_SLOTS })
+end
 
 local conf = load_config(false)
 local limit = conf.limit

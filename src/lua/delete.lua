@@ -16,6 +16,12 @@ for _, key in ipairs(KEYS) do
   end
 end
 local existed = redis.call('EXISTS', CONFIG)
-redis.call('DEL', unpack(KEYS))
+-- UNLINK frees a large key on a background thread: a DEL of a semaphore of a million used
+-- slots would run for a good part of a second, blocking every client. A user whose ACL
+-- rule predates UNLINK (it was +del only) is still served, by DEL.
+local unlinked = redis.pcall('UNLINK', unpack(KEYS))
+if type(unlinked) == 'table' and unlinked.err then
+  redis.call('DEL', unpack(KEYS))
+end
 redis.call(PUBLISH, CHANNEL, stamp())
 return existed

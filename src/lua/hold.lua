@@ -25,6 +25,9 @@ A plain renewal: 5 calls (config, TIME, the earliest lease, HOLDS, the leases).
 --- @include "queue"
 
 local id, lease, token, claim, line = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5] == '1', ARGV[6]
+if #ARGV - 6 > MAX_SLOTS then
+  error({ err = E_LIMIT .. ' a permit holds at most ' .. MAX_SLOTS .. ' slots' })
+end
 local conf = load_config(true)
 local now = now_ms()
 reclaim(now)
@@ -54,22 +57,35 @@ if mine then
   end
 end
 
+-- How many slots this script may still make members below a claim (take).
+local fill_left = MAX_SLOTS
+
 -- Takes free `slot` for the id; false when it is held, or at or past the limit.
 local function take(slot)
   local n = tonumber(slot)
   if n >= conf.limit then
     return false
   end
-  local score = redis.call('ZSCORE', SLOTS, slot)
   if n < next_slot then
+    local score = redis.call('ZSCORE', SLOTS, slot)
     return score and tonumber(score) < HELD
   end
-  if score then
+  -- Never granted here: `next` moves past it, and the slots between become free members,
+  -- so that every slot below `next` is a member. A claim further past `next` than the
+  -- budget is refused: the permit then does not spread to this master, which costs it
+  -- only a spare copy (it holds its slots on a majority elsewhere).
+  local gap = n - next_slot
+  if gap > fill_left then
     return false
   end
-  -- Never granted here in order: held out of order, counted in `above` and skipped when
-  -- `next` reaches it, so the cost does not grow with the slot number.
-  above = above + 1
+  fill_left = fill_left - gap
+  local free = {}
+  for s = next_slot, n - 1 do
+    free[#free + 1] = s
+    free[#free + 1] = s
+  end
+  chunked('ZADD', SLOTS, free)
+  next_slot = n + 1
   return true
 end
 
@@ -78,6 +94,7 @@ end
 if holds_token == 0 then
   holds_token = math.max(conf.token, tonumber(stamp()))
 end
+local fresh = next_slot == 0
 local expiry = now + lease
 local held, leases, fields, gone = {}, {}, {}, {}
 for i = 7, #ARGV do
@@ -113,10 +130,10 @@ else
     fields[#fields + 1] = token
   end
   leased_until(expiry)
-  moving = keep(expiry, fields, next_slot == 0)
+  moving = keep(expiry, fields, fresh)
   chunked('ZADD', SLOTS, leases)
 end
-with_above(fields)
+with_next(fields)
 chunked('HSET', HOLDS, fields)
 chunked('HDEL', HOLDS, gone)
 if moving then

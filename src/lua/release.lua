@@ -20,6 +20,9 @@ that frees it (slots.lua, defer_frees).
 --- @include "queue"
 
 local id, line, leaving = ARGV[2], ARGV[3], ARGV[4] == '1'
+if #ARGV - 4 > MAX_SLOTS then
+  error({ err = E_LIMIT .. ' a permit holds at most ' .. MAX_SLOTS .. ' slots' })
+end
 local now = now_ms()
 reclaim(now)
 local mine, place = nil, nil

@@ -241,6 +241,7 @@ pub(crate) fn merge_status(majority: Majority, statuses: &[Status]) -> Status {
         held,
         permits,
         slots,
+        more: None,
     }
 }
 
@@ -545,6 +546,7 @@ mod tests {
             permits,
             bounded,
             slots,
+            more: None,
         };
         let merged = merge_status(
             Majority::of(3),

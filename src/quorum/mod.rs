@@ -30,7 +30,8 @@ use crate::error::{Error, MasterFailure};
 use crate::link::{Call, Link};
 pub(crate) use crate::lua::Queue;
 use crate::lua::{
-    self, AcquireArgs, Acquired, Caller, HoldArgs, Keys, ReleaseArgs, Scripted, Status, millis,
+    self, AcquireArgs, Acquired, Caller, Cursor, HeldPage, HoldArgs, Keys, ReleaseArgs, Scripted,
+    Status, millis,
 };
 use crate::wake::Listener;
 use decide::{Deadline, Majority, MasterGrant, Plan, Renewal, Replies};
@@ -485,12 +486,28 @@ impl Quorum {
             .unwrap_or(0))
     }
 
-    /// What the semaphore looks like ([`decide::merge_status`] on several masters).
+    /// What the semaphore looks like ([`decide::merge_status`] on several masters, which
+    /// needs every held slot: a master that holds more than a page of them is asked for
+    /// the rest a page at a time).
     pub(crate) async fn status(&self) -> Result<Status, Error> {
         let args = lua::status_args(self.caller(), self.several());
         let replies = self
             .parsed(&lua::STATUS, &args, |_, r| Status::parse(&ints(r)?))
             .await;
+        let replies = join_all(replies.into_iter().map(|(i, reply)| async move {
+            let mut status = match reply {
+                Ok(status) => status,
+                Err(error) => return (i, Err(error)),
+            };
+            if let Some(after) = status.more.take() {
+                match self.held_pages(i, Some(after), false).await {
+                    Ok(rest) => status.slots.extend(rest.into_iter().map(|held| held.slot)),
+                    Err(error) => return (i, Err(error)),
+                }
+            }
+            (i, Ok(status))
+        }))
+        .await;
         let mut statuses: Vec<Status> = self.agreed(replies)?.into_iter().map(|(_, s)| s).collect();
         if !self.several() {
             return Ok(statuses.remove(0));
@@ -500,13 +517,57 @@ impl Quorum {
 
     /// Every held slot on every master that answered.
     pub(crate) async fn holders(&self) -> Result<Vec<HeldSlot>, Error> {
-        let args = lua::holders_args(self.caller());
-        let replies = self.parsed(&lua::HOLDERS, &args, parse_holders).await;
+        let replies = join_all(
+            (0..self.masters.len())
+                .map(|i| async move { (i, self.held_pages(i, None, true).await) }),
+        )
+        .await;
         Ok(self
             .agreed(replies)?
             .into_iter()
             .flat_map(|(_, held)| held)
             .collect())
+    }
+
+    /// The slots held on master `i` after `after` (None: all of them), a page per request
+    /// (`holders.lua`), each slot once; with its holder when `detail`. A page is bounded
+    /// (`lua::bound::PAGE`) because a script blocks the whole server while it runs. The
+    /// pages are not one snapshot: a slot renewed between two pages may be listed twice
+    /// (kept once here), and the requests stop after twice as many pages as the slots held
+    /// at the first one make, however busy the semaphore.
+    async fn held_pages(
+        &self,
+        i: usize,
+        mut after: Option<Cursor>,
+        detail: bool,
+    ) -> Result<Vec<HeldSlot>, Error> {
+        let width = if detail { 4 } else { 1 };
+        let mut held = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut pages_left: Option<u64> = None;
+        loop {
+            let args = lua::holders_args(self.caller(), detail, after);
+            let reply = self
+                .on::<Vec<redis::Value>>([i], &lua::HOLDERS, &args)
+                .await
+                .remove(0)
+                .1?;
+            let page = HeldPage::parse(&reply, width)
+                .ok_or_else(|| self.unexpected(i, lua::HOLDERS.file, &reply))?;
+            for entry in page.entries {
+                let slot = parse_held(i, entry)
+                    .ok_or_else(|| self.unexpected(i, lua::HOLDERS.file, &reply))?;
+                if seen.insert(slot.slot) {
+                    held.push(slot);
+                }
+            }
+            let left = pages_left.get_or_insert(2 * page.held / u64::from(lua::bound::PAGE) + 2);
+            *left -= 1;
+            match page.next {
+                Some(next) if *left > 0 => after = Some(next),
+                _ => return Ok(held),
+            }
+        }
     }
 
     /// The masters that failed and have not answered since, the latest failure first.
@@ -624,25 +685,27 @@ pub(crate) struct HeldSlot {
     pub(crate) lease_left: Duration,
 }
 
-/// `{slot, id, token, ms_left, ...}` from master `master`.
-fn parse_holders(master: usize, reply: &[redis::Value]) -> Option<Vec<HeldSlot>> {
-    use redis::Value;
-    if !reply.len().is_multiple_of(4) {
-        return None;
-    }
-    reply
-        .chunks(4)
-        .map(|entry| {
-            let int = |v: &Value| i64::from_redis_value(v.clone()).ok();
-            Some(HeldSlot {
-                master,
-                slot: u32::try_from(int(&entry[0])?).ok()?,
-                id: String::from_redis_value(entry[1].clone()).ok()?,
-                token: u64::try_from(int(&entry[2])?).ok()?,
-                lease_left: Duration::from_millis(u64::try_from(int(&entry[3])?).ok()?),
-            })
-        })
-        .collect()
+/// One entry of a `holders.lua` page from master `master`: `{slot, id, token, ms_left}`,
+/// or `{slot}` alone (then with no id, token 0 and no time left).
+fn parse_held(master: usize, entry: &[redis::Value]) -> Option<HeldSlot> {
+    let int = |v: &redis::Value| i64::from_redis_value(v.clone()).ok();
+    let slot = u32::try_from(int(entry.first()?)?).ok()?;
+    let (id, token, ms_left) = match entry {
+        [_] => (String::new(), 0, 0),
+        [_, id, token, ms_left] => (
+            String::from_redis_value(id.clone()).ok()?,
+            u64::try_from(int(token)?).ok()?,
+            u64::try_from(int(ms_left)?).ok()?,
+        ),
+        _ => return None,
+    };
+    Some(HeldSlot {
+        master,
+        slot,
+        id,
+        token,
+        lease_left: Duration::from_millis(ms_left),
+    })
 }
 
 /// The client's wall clock in microseconds: a waiter line's place in the queue. Only the

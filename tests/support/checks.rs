@@ -26,7 +26,8 @@ pub fn string_at(server: &Server, key: &str) -> Option<String> {
     redis::from_redis_value(server.cmd(&["GET", key])).unwrap()
 }
 
-/// Everything is free within one lease and `permits` permits can be taken at once.
+/// Everything is free within one lease and `permits` permits (at most
+/// [`MAX_ACQUIRE_MANY`](redis_semaphore::MAX_ACQUIRE_MANY)) can be taken at once.
 pub async fn all_free(sem: &AsyncSemaphore, permits: u32) {
     let started = Instant::now();
     loop {
@@ -42,7 +43,7 @@ pub async fn all_free(sem: &AsyncSemaphore, permits: u32) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let all = sem
-        .try_acquire_many(permits)
+        .try_acquire_many(permits.min(redis_semaphore::MAX_ACQUIRE_MANY))
         .await
         .unwrap()
         .expect("every permit");

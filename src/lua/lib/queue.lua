@@ -98,11 +98,13 @@ end
 -- Serves the head of the queue with `free` free slots below the limit: drops dead lines,
 -- grants the registered requests that fit (first come, first served: each live line
 -- counts as wanting one slot, and one whose request needs more than is free holds the
--- rest), and names the rest. `asking`: the line of the acquire running this script, whose
--- request is its own (not granted here). Returns the parts of a wake-up message (stamp
--- first) and the slots it granted.
+-- rest), and names the rest. At most 100 lines, and pushed grants of PUSH_BUDGET slots in
+-- all: a request past the budget is named, and its line asks itself. `asking`: the line
+-- of the acquire running this script, whose request is its own (not granted here).
+-- Returns the parts of a wake-up message (stamp first) and the slots it granted.
 local function serve(now, conf, free, asking)
   local parts, leaving, granted = { stamp() }, {}, 0
+  local push_left = PUSH_BUDGET
   local first, scanned = 1, 0
   while free > 0 and scanned < 100 do
     -- At most 100 lines a script (and so a bounded HMGET below).
@@ -121,10 +123,10 @@ local function serve(now, conf, free, asking)
       local expiry, id, k, lease = parse_place(places[i])
       if not expiry or expiry < now then
         leaving[#leaving + 1] = line
-      elseif id and k <= free and line ~= asking then
+      elseif id and k <= free and k <= push_left and line ~= asking then
         local token, slots = grant(id, k, now + lease, conf)
         leaving[#leaving + 1] = line
-        free, granted = free - k, granted + k
+        free, granted, push_left = free - k, granted + k, push_left - k
         parts[#parts + 1] = line .. '=' .. id .. ':' .. int(token) .. ':' .. table.concat(slots, ',')
       else
         parts[#parts + 1] = line

@@ -1,15 +1,14 @@
 --[[ slots: which permit holds which slot until when, the free slots, reclaiming, TTLs.
 
-SLOTS zset, one member per slot below `next` (and per slot held past it):
+SLOTS zset, one member per slot below `next`:
   score = the lease expiry (ms, master clock) of a held slot, or the slot number of a free
   one. Expiries are above 2^32 (HELD: 2^32 ms is 1970-02-19) and slot numbers below it, so
   one range read finds the expired leases, [HELD, now], and another the lowest free slots,
   [0, limit). A grant or a release rewrites a member's score: one call, no second key.
 HOLDS hash:
-  next      lowest slot never granted in order since the keys were made: the slots at or
-            past it are free unless held out of order, and are not members of SLOTS
-  above     how many slots at or past `next` are held out of order (taken by a permit that
-            spreads to this master, hold.lua): skipped when `next` reaches them
+  next      lowest slot never granted since the keys were made: the slots at or past it
+            are free and are not members of SLOTS (a claim past it, hold.lua, first makes
+            the slots between members, within a budget)
   until     when SLOTS and HOLDS expire (ms): moved only when a lease would outlive it
   token     the last fencing token granted here; CONFIG's token stays at or above it (a
             block of TOKEN_BLOCK ahead), so a HOLDS made anew starts above every token given
@@ -20,12 +19,19 @@ HOLDS hash:
 
 Invariants:
 * a slot is held iff its SLOTS score is at least HELD; it then has an s: field, and its
-  holder's i: field lists it;
-* all slots of one id on this master share one expiry, so a lease is reclaimed whole;
-* an expired lease is reclaimed before anything else is read, using only TIME;
+  holder's i: field lists it (but for the rest of an expired lease that a reclaim batch
+  did not finish: the i: field went with the first batch);
+* all slots of one id on this master share one expiry;
+* expired leases, a batch of them, are reclaimed before anything else is read, using only
+  TIME; one not reclaimed yet stays held (never granted twice);
 * SLOTS and HOLDS expire together at `until`, a second after the last lease (or waiter
-  place) they record; nothing costs more than O(log N) in the number of permits, except
-  reclaiming, which is paid once per expired lease.
+  place) they record; nothing costs more than O(log N) in the number of permits;
+* no script walks more than a bounded number of slots, whatever its arguments and the state
+  it finds (the bounds come in the header, from lua.rs): a permit holds at most MAX_SLOTS;
+  a script reclaims at most RECLAIM_BATCH expired slots (the rest stay held, so never
+  granted twice, until the next scripts reclaim them, a batch each), pushes at most
+  PUSH_BUDGET slots to waiters, lists at most PAGE held slots, and fills at most MAX_SLOTS
+  slots below a claim.
 ]]
 --- @include "clock"
 --- @include "errors"
@@ -36,8 +42,8 @@ local HELD = 4294967296
 local TOKEN_BLOCK = 1000
 
 -- The HOLDS fields every script reads first (read_holds), kept up to date by what it writes.
-local next_slot, above, until_ms, holds_token, waiting = 0, 0, 0, 0, 0
-local above_read, holds_read = 0, false
+local next_slot, until_ms, holds_token, waiting = 0, 0, 0, 0
+local next_read, holds_read = 0, false
 -- The expiry of the earliest lease after reclaiming (false: none), while it is known.
 local earliest = nil
 -- Set when this script freed a slot: it wakes waiters before it returns (queue.lua).
@@ -53,14 +59,14 @@ local function defer_frees()
   handoff, deferred_gone = {}, {}
 end
 
--- Reads `next`, `above` and `until` of HOLDS, and the given fields, in one call; returns the
--- given fields' values (false for absent ones).
+-- Reads `next`, `until`, `token` and `waiting` of HOLDS, and the given fields, in one call;
+-- returns the given fields' values (false for absent ones).
 local function read_holds(...)
-  local got = read('hash', 'HMGET', HOLDS, 'next', 'above', 'until', 'token', 'waiting', ...)
-  next_slot, above = tonumber(got[1] or 0), tonumber(got[2] or 0)
-  until_ms, holds_token, waiting = tonumber(got[3] or 0), tonumber(got[4] or 0), tonumber(got[5] or 0)
-  above_read, holds_read = above, true
-  return unpack(got, 6, 5 + select('#', ...))
+  local got = read('hash', 'HMGET', HOLDS, 'next', 'until', 'token', 'waiting', ...)
+  next_slot, until_ms = tonumber(got[1] or 0), tonumber(got[2] or 0)
+  holds_token, waiting = tonumber(got[3] or 0), tonumber(got[4] or 0)
+  next_read, holds_read = next_slot, true
+  return unpack(got, 5, 4 + select('#', ...))
 end
 
 local function need_holds()
@@ -79,12 +85,12 @@ local function holding(entry)
   return tonumber(string.sub(entry, 1, colon - 1)), slots
 end
 
--- Adds `above` to `fields` (HSET pairs) if this script changed it.
-local function with_above(fields)
-  if above ~= above_read then
-    fields[#fields + 1] = 'above'
-    fields[#fields + 1] = above
-    above_read = above
+-- Adds `next` to `fields` (HSET pairs) if this script changed it.
+local function with_next(fields)
+  if next_slot ~= next_read then
+    fields[#fields + 1] = 'next'
+    fields[#fields + 1] = next_slot
+    next_read = next_slot
   end
   return fields
 end
@@ -117,24 +123,19 @@ local function keep_now(expiry, force)
   end
 end
 
--- Frees `slots` (strings): a slot below `next` becomes a free member again, one past it
--- (held out of order) leaves SLOTS. The caller deletes their s: fields.
+-- Frees `slots` (strings): each becomes a free member again, scored by its number. The
+-- caller deletes their s: fields.
 local function free_list(slots)
-  local back, gone = {}, {}
+  local back = {}
   for _, slot in ipairs(slots) do
-    local n = tonumber(slot)
-    if n < next_slot and handoff then
+    if handoff then
       handoff[#handoff + 1] = slot
-    elseif n < next_slot then
-      back[#back + 1] = n
-      back[#back + 1] = slot
     else
-      gone[#gone + 1] = slot
-      above = above - 1
+      back[#back + 1] = tonumber(slot)
+      back[#back + 1] = slot
     end
   end
   chunked('ZADD', SLOTS, back)
-  chunked('ZREM', SLOTS, gone)
   if #slots > 0 then
     freed_any, earliest = true, nil
   end
@@ -189,52 +190,43 @@ local function free_id(id, entry, only, drop)
   for _, slot in ipairs(freeing) do
     gone[#gone + 1] = 's:' .. slot
   end
-  local set = {}
   if #kept == 0 then
     gone[#gone + 1] = 'i:' .. id
   else
-    set = { 'i:' .. id, int(token) .. ':' .. table.concat(kept, ',') }
-  end
-  with_above(set)
-  if #set > 0 then
-    redis.call('HSET', HOLDS, unpack(set))
+    redis.call('HSET', HOLDS, 'i:' .. id, int(token) .. ':' .. table.concat(kept, ','))
   end
   delete_fields(gone)
   return #freeing
 end
 
--- Reclaims every lease that expired by `now`. The first read, of the earliest lease, is
--- all it costs when none has expired, and tells a busy reply how long to wait.
+-- Reclaims the leases that expired by `now`, the earliest RECLAIM_BATCH slots of them: a
+-- crowd of leases that expired together is reclaimed by the next few scripts, a batch
+-- each, and stays held (never granted twice) until then. The first read, of the earliest
+-- lease, is all it costs when none has expired, and tells a busy reply how long to wait.
 local function reclaim(now)
   local first = read('zset', 'ZRANGEBYSCORE', SLOTS, HELD, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   if not first[2] or tonumber(first[2]) > now then
     earliest = first[2] and tonumber(first[2]) or false
     return
   end
-  local expired = redis.call('ZRANGEBYSCORE', SLOTS, HELD, now)
+  local expired = redis.call('ZRANGEBYSCORE', SLOTS, HELD, now, 'LIMIT', 0, RECLAIM_BATCH)
   need_holds()
-  local gone, ids = {}, {}
-  for first = 1, #expired, 1000 do
-    local fields = {}
-    for i = first, math.min(first + 999, #expired) do
-      fields[#fields + 1] = 's:' .. expired[i]
-    end
-    local holders = redis.call('HMGET', HOLDS, unpack(fields))
-    for i, field in ipairs(fields) do
-      gone[#gone + 1] = field
-      local id = holders[i]
-      -- Every slot of an id expires at once: its whole i: entry goes.
-      if id and not ids[id] then
-        ids[id] = true
-        gone[#gone + 1] = 'i:' .. id
-      end
+  local fields, gone, ids = {}, {}, {}
+  for i, slot in ipairs(expired) do
+    fields[i] = 's:' .. slot
+  end
+  local holders = redis.call('HMGET', HOLDS, unpack(fields))
+  for i, field in ipairs(fields) do
+    gone[#gone + 1] = field
+    local id = holders[i]
+    -- Every slot of an id expires at once: its whole i: entry goes (slots of it past this
+    -- batch keep their s: fields until the next batch frees them).
+    if id and not ids[id] then
+      ids[id] = true
+      gone[#gone + 1] = 'i:' .. id
     end
   end
   free_list(expired)
-  local set = with_above({})
-  if #set > 0 then
-    redis.call('HSET', HOLDS, unpack(set))
-  end
   chunked('HDEL', HOLDS, gone)
 end
 
@@ -273,9 +265,9 @@ local function next_token(conf)
   return holds_token
 end
 
--- Free slots below `limit` that were never granted in order (at or past `next`).
+-- Free slots below `limit` that were never granted (at or past `next`).
 local function untouched(limit)
-  return math.max(0, limit - next_slot - above)
+  return math.max(0, limit - next_slot)
 end
 
 -- How many slots below `limit` are free.
@@ -329,27 +321,20 @@ local function grant(id, k, expiry, conf, listed)
   end
   local fresh = next_slot == 0
   while #slots < k do
-    -- Skip slots held out of order: once below `next`, they are ordinary held slots.
-    if above > 0 and redis.call('ZSCORE', SLOTS, next_slot) then
-      above = above - 1
-    else
-      slots[#slots + 1] = tostring(next_slot)
-    end
+    slots[#slots + 1] = tostring(next_slot)
     next_slot = next_slot + 1
   end
   local token = next_token(conf)
   leased_until(expiry)
   local leases = {}
-  local fields = {
-    'next', next_slot, 'token', int(token), 'i:' .. id, int(token) .. ':' .. table.concat(slots, ','),
-  }
+  local fields = { 'token', int(token), 'i:' .. id, int(token) .. ':' .. table.concat(slots, ',') }
   for _, slot in ipairs(slots) do
     leases[#leases + 1] = expiry
     leases[#leases + 1] = slot
     fields[#fields + 1] = 's:' .. slot
     fields[#fields + 1] = id
   end
-  with_above(fields)
+  with_next(fields)
   local moving = keep(expiry, fields, fresh)
   chunked('ZADD', SLOTS, leases)
   chunked('HSET', HOLDS, fields)
@@ -372,4 +357,31 @@ local function extend(entry, expiry)
   leased_until(expiry)
   keep_now(expiry, false)
   return token, slots
+end
+
+-- At most PAGE held slots, in lease order, after the cursor `after` ({expiry, slot}: the
+-- last slot of the previous page), or from the first held slot when `after` is nil.
+-- Returns {slot, expiry, ...} (numbers) and whether more may follow. A cursor whose slot
+-- was renewed or freed since goes on from its old expiry: slots of that expiry may come
+-- again, which the client lists once.
+local function held_page(after)
+  local start
+  if after then
+    local rank = redis.call('ZRANK', SLOTS, after[2])
+    local score = rank and tonumber(redis.call('ZSCORE', SLOTS, after[2]))
+    if score == after[1] then
+      start = rank + 1
+    else
+      start = redis.call('ZCOUNT', SLOTS, '-inf', '(' .. after[1])
+    end
+  else
+    start = redis.call('ZCOUNT', SLOTS, '-inf', '(' .. HELD)
+  end
+  local page = redis.call('ZRANGE', SLOTS, start, start + PAGE - 1, 'WITHSCORES')
+  local held = {}
+  for i = 1, #page, 2 do
+    held[#held + 1] = tonumber(page[i])
+    held[#held + 1] = tonumber(page[i + 1])
+  end
+  return held, #page == 2 * PAGE
 end
