@@ -43,15 +43,17 @@ pub use wait::WAITER_LEASE;
 /// ACL SETUSER sem on >password <ACL_RULE>
 /// ```
 ///
-/// On a cluster, add `+spublish +ssubscribe +sunsubscribe +cluster|slots +cluster|shards
-/// +readonly +ping` ([`ACL_RULE_CLUSTER`] has it all). A user without `evalsha` gets a
+/// On a cluster, add `+spublish +pubsub|shardnumsub +ssubscribe +sunsubscribe
+/// +cluster|slots +cluster|shards +readonly +ping` ([`ACL_RULE_CLUSTER`] has it all). The
+/// scripts ask `PUBSUB NUMSUB` whether a waiter's process still listens (a dead one's
+/// place is given to the next); a rule without it fails those scripts with `NOPERM`. A user without `evalsha` gets a
 /// clear error at once (`NOPERM`, not retried), never a hang. On Redis 7.2+ and Valkey you
 /// may add `+client|setinfo`: redis-rs announces its name and version with it when it
 /// connects and ignores a refusal, which only shows in `ACL LOG` (Redis 7.0 has no such
 /// subcommand and refuses the rule).
 pub const ACL_RULE: &str = "resetkeys resetchannels -@all \
     +evalsha +script|load +subscribe +unsubscribe \
-    +type +exists +del +unlink +time +pexpire +pexpireat +pttl +publish \
+    +type +exists +del +unlink +time +pexpire +pexpireat +pttl +publish +pubsub|numsub \
     +hget +hmget +hset +hdel +hlen +hincrby \
     +zadd +zrem +zrange +zrangebyscore +zcount +zcard +zscore +zrank \
     ~semaphore:* &semaphore:*";
@@ -59,10 +61,11 @@ pub const ACL_RULE: &str = "resetkeys resetchannels -@all \
 /// [`ACL_RULE`] for a cluster: with sharded pub/sub and the slot map.
 pub const ACL_RULE_CLUSTER: &str = "resetkeys resetchannels -@all \
     +evalsha +script|load +subscribe +unsubscribe \
-    +type +exists +del +unlink +time +pexpire +pexpireat +pttl +publish \
+    +type +exists +del +unlink +time +pexpire +pexpireat +pttl +publish +pubsub|numsub \
     +hget +hmget +hset +hdel +hlen +hincrby \
     +zadd +zrem +zrange +zrangebyscore +zcount +zcard +zscore +zrank \
-    +spublish +ssubscribe +sunsubscribe +cluster|slots +cluster|shards +readonly +ping \
+    +spublish +pubsub|shardnumsub +ssubscribe +sunsubscribe +cluster|slots +cluster|shards \
+    +readonly +ping \
     ~semaphore:* &semaphore:*";
 
 /// The re-exported `redis` crate, for [`redis::Client`](https://docs.rs/redis/1/redis/struct.Client.html) and

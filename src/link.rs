@@ -49,9 +49,10 @@ pub(crate) trait Link: Send + Sync + fmt::Debug {
     /// refusals come back as the [`Error`] variants a caller can act on.
     fn run<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<redis::Value, Error>>;
 
-    /// Listens to `channel` on the master's shared subscriber connection; `None` when it
-    /// cannot be reached in time (the caller's timers do then).
-    fn listen<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Option<Listener>>;
+    /// Listens to `channel` for waiter line `line` (`""`: every message) on the master's
+    /// shared subscriber connection; `None` when it cannot be reached in time (the
+    /// caller's timers do then).
+    fn listen<'a>(&'a self, channel: &'a str, line: &'a str) -> BoxFuture<'a, Option<Listener>>;
 
     /// The same master on fresh connections, made on the current runtime: for a release
     /// that outlived the runtime the link's own connections were made on.

@@ -30,8 +30,8 @@ impl Scripted {
     fn new(file: &'static str, body: &str) -> Self {
         Scripted {
             file,
-            plain: Script::new(&format!("{}{body}", header("PUBLISH"))),
-            sharded: Script::new(&format!("{}{body}", header("SPUBLISH"))),
+            plain: Script::new(&format!("{}{body}", header("PUBLISH", "NUMSUB"))),
+            sharded: Script::new(&format!("{}{body}", header("SPUBLISH", "SHARDNUMSUB"))),
         }
     }
 }
@@ -89,19 +89,29 @@ pub(crate) mod bound {
     /// The most held slots one call lists (`holders`, and the status of several masters):
     /// the client asks again for the next page.
     pub(crate) const PAGE: u32 = 1000;
+    /// How long (ms) a waiter may stay silent once it is its turn: a grant pushed to it
+    /// lasts this long until its first renewal, and a line named in a wake-up keeps its
+    /// place this long without asking ([`crate::WAITER_LEASE`]).
+    pub(crate) const PUSHED_MS: u64 = 1000;
+    /// How long (ms) after joining the queue a line counts as listening though its
+    /// process is not subscribed yet: a waiter subscribes once told to wait, then asks
+    /// again at once. A line dropped meanwhile loses nothing but a turn's lead: it joins
+    /// again at its first arrival.
+    pub(crate) const JOIN_GRACE_MS: u64 = 250;
 }
 
-fn header(publish: &str) -> String {
+fn header(publish: &str, numsub: &str) -> String {
     let names: Vec<&str> = KEYS.iter().map(|(name, _)| *name).collect();
     let keys: Vec<String> = (1..=KEYS.len()).map(|i| format!("KEYS[{i}]")).collect();
     // 'semaphore:{name}:config' -> 'semaphore:{name}:wake'
     let config_suffix = KEYS[0].1.len();
     format!(
-        "local PUBLISH = '{publish}'\n\
+        "local PUBLISH, NUMSUB = '{publish}', '{numsub}'\n\
          local {} = {}\n\
          local CHANNEL = string.sub(CONFIG, 1, -{}) .. '{CHANNEL}'\n\
          local E_WRONGTYPE, E_NOTFOUND, E_CONFIG, E_LIMIT = '{}', '{}', '{}', '{}'\n\
-         local MAX_SLOTS, RECLAIM_BATCH, PUSH_BUDGET, PAGE = {}, {}, {}, {}\n",
+         local MAX_SLOTS, RECLAIM_BATCH, PUSH_BUDGET, PAGE = {}, {}, {}, {}\n\
+         local PUSHED_MS, JOIN_GRACE_MS = {}, {}\n",
         names.join(", "),
         keys.join(", "),
         config_suffix + 1,
@@ -113,6 +123,8 @@ fn header(publish: &str) -> String {
         bound::RECLAIM,
         bound::PUSH,
         bound::PAGE,
+        bound::PUSHED_MS,
+        bound::JOIN_GRACE_MS,
     )
 }
 
@@ -157,10 +169,16 @@ impl Keys {
         &self.name
     }
 
-    /// The channel the scripts publish wake-ups on (not a key, but named like one).
+    /// The channel the scripts publish wake-ups for anyone on (not a key, but named like
+    /// one).
     pub(crate) fn channel(&self) -> String {
         let config = &self.keys[0];
         format!("{}{CHANNEL}", &config[..config.len() - KEYS[0].1.len()])
+    }
+
+    /// The channel the scripts wake the queued lines of `process` on.
+    pub(crate) fn process_channel(&self, process: &str) -> String {
+        format!("{}:{process}", self.channel())
     }
 
     pub(crate) fn as_slice(&self) -> &[String] {
@@ -273,25 +291,42 @@ pub(crate) enum Acquired {
     Busy { wait_ms: Option<u64> },
 }
 
-impl Acquired {
-    /// One master's reply, and the script's stamp (its time in microseconds).
-    pub(crate) fn parse(reply: &[i64]) -> Option<(Self, u64)> {
-        match reply {
-            [1, token, stamp, slots @ ..] if !slots.is_empty() => Some((
+/// One master's answer to an acquire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub(crate) acquired: Acquired,
+    /// The script's stamp (its time in microseconds).
+    pub(crate) stamp: u64,
+    /// Busy and queued: the lines ahead of the caller's.
+    pub(crate) ahead: Option<u64>,
+}
+
+impl Answer {
+    /// One master's reply to `acquire.lua`.
+    pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
+        let (acquired, stamp, ahead) = match reply {
+            [1, token, stamp, slots @ ..] if !slots.is_empty() => (
                 Acquired::Granted {
                     token: u64::try_from(*token).ok()?,
                     slots: slots_of(slots)?,
                 },
-                u64::try_from(*stamp).ok()?,
-            )),
-            [0, wait, stamp] => Some((
+                stamp,
+                None,
+            ),
+            [0, wait, stamp, ahead] => (
                 Acquired::Busy {
                     wait_ms: u64::try_from(*wait).ok(),
                 },
-                u64::try_from(*stamp).ok()?,
-            )),
-            _ => None,
-        }
+                stamp,
+                u64::try_from(*ahead).ok(),
+            ),
+            _ => return None,
+        };
+        Some(Answer {
+            acquired,
+            stamp: u64::try_from(*stamp).ok()?,
+            ahead,
+        })
     }
 }
 
@@ -483,7 +518,7 @@ mod tests {
 
     #[test]
     fn the_header_names_every_key_in_order() {
-        let header = header("PUBLISH");
+        let header = header("PUBLISH", "NUMSUB");
         assert!(
             header
                 .contains("local CONFIG, SLOTS, HOLDS, QUEUE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]"),
@@ -532,27 +567,35 @@ mod tests {
 
     #[test]
     fn parses_replies() {
+        let answer = |acquired, stamp, ahead| {
+            Some(Answer {
+                acquired,
+                stamp,
+                ahead,
+            })
+        };
         assert_eq!(
-            Acquired::parse(&[1, 7, 1000, 0, 2]),
-            Some((
+            Answer::parse(&[1, 7, 1000, 0, 2]),
+            answer(
                 Acquired::Granted {
                     token: 7,
                     slots: vec![0, 2]
                 },
-                1000
-            ))
+                1000,
+                None
+            )
         );
         assert_eq!(
-            Acquired::parse(&[0, 15, 9]),
-            Some((Acquired::Busy { wait_ms: Some(15) }, 9))
+            Answer::parse(&[0, 15, 9, 3]),
+            answer(Acquired::Busy { wait_ms: Some(15) }, 9, Some(3))
         );
         assert_eq!(
-            Acquired::parse(&[0, -1, 9]),
-            Some((Acquired::Busy { wait_ms: None }, 9))
+            Answer::parse(&[0, -1, 9, -1]),
+            answer(Acquired::Busy { wait_ms: None }, 9, None)
         );
-        assert_eq!(Acquired::parse(&[0, 15]), None);
-        assert_eq!(Acquired::parse(&[1, 7, 1000]), None);
-        assert_eq!(Acquired::parse(&[1, -7, 1000, 1]), None);
+        assert_eq!(Answer::parse(&[0, 15, 9]), None);
+        assert_eq!(Answer::parse(&[1, 7, 1000]), None);
+        assert_eq!(Answer::parse(&[1, -7, 1000, 1]), None);
         assert_eq!(
             Status::parse(&[1, 3, 2, 10, 3, 0, 0, 0, 0]),
             Some(Status {

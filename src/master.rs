@@ -390,10 +390,10 @@ impl Link for Master {
         Box::pin(self.invoke(call))
     }
 
-    fn listen<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Option<Listener>> {
+    fn listen<'a>(&'a self, channel: &'a str, line: &'a str) -> BoxFuture<'a, Option<Listener>> {
         Box::pin(async move {
             Subscriber::for_source(&self.source, self.timeout)
-                .subscribe(channel)
+                .subscribe(channel, line)
                 .await
         })
     }

@@ -61,7 +61,7 @@ impl AsyncSemaphore {
         let core = Arc::new(core);
         AsyncSemaphore {
             home: Arc::new(Detached::new(Arc::clone(&core))),
-            line: Arc::new(Line::new(acquire::new_id())),
+            line: Arc::new(Line::new(crate::wake::line_id())),
             core,
         }
     }

@@ -1,21 +1,54 @@
 //! How a waiter spaces its attempts.
 //!
 //! A waiter sleeps until a wake-up: a release by this handle (a [`tokio::sync::Notify`]),
-//! or one published by a script that freed a slot ([`crate::wake`]). Expired leases are
-//! not events, so it also wakes when the earliest lease its attempt saw expires, and at
-//! the latest after [`WAKE_CAP`] in case a message was missed. Errors and masters that
-//! granted different slots are retried after a short jittered backoff.
+//! or one published by a script that freed a slot ([`crate::wake`]). In a fair queue the
+//! scripts name a line when its turn comes, so a line far from the head asks again only to
+//! keep its place, every [`PLACE_RENEW`] or so: waiting costs the server nothing per
+//! second, however many wait. Expired leases are not events, so the few lines at the head
+//! ([`NEAR`]) also wake when the earliest lease they saw expires (a holder that died frees
+//! nothing by itself). Waiters outside the queue (an unfair handle's) wake at the latest
+//! after [`WAKE_CAP`]. Errors and masters that granted different slots are retried after a
+//! short jittered backoff.
 
 use std::time::Duration;
 
-/// Longest sleep of a waiter without a wake-up.
+use crate::lua::bound;
+
+/// Longest sleep of a waiter outside the queue (an unfair handle's) without a wake-up.
 pub(crate) const WAKE_CAP: Duration = Duration::from_millis(250);
 
-/// How long a queued waiter keeps its place in a fair semaphore's queue without asking
-/// again: 1 s, four times the longest sleep of a waiter (250 ms), so a live waiter never
-/// loses it, and one whose process died drops out within a second. A grant pushed to a
-/// waiter also lasts at most this long until the permit's first renewal. Not configurable.
-pub const WAITER_LEASE: Duration = Duration::from_millis(1000);
+/// How long a waiter may stay silent once it is its turn in a fair semaphore's queue: 1 s.
+/// A line named in a wake-up keeps its place this long without asking, and a grant pushed
+/// to a waiter lasts this long until the permit's first renewal; so a waiter whose process
+/// died costs the next at most about this long. (A place further back is kept for minutes
+/// without any request.) Not configurable.
+pub const WAITER_LEASE: Duration = Duration::from_millis(bound::PUSHED_MS);
+
+/// How long a queued line keeps its place without asking: 5 minutes. Whether its process
+/// is alive is told by its subscription (`PUBSUB NUMSUB` in the scripts), so the place is
+/// renewed only to keep the semaphore's keys from expiring under a live waiter.
+pub(crate) const PLACE_LEASE: Duration = Duration::from_secs(300);
+
+/// About how often a line far from the head asks to keep its place: well inside
+/// [`PLACE_LEASE`], jittered by ±20% so that a crowd's renewals spread out.
+pub(crate) const PLACE_RENEW: Duration = Duration::from_secs(120);
+
+/// The lines at the head of a queue that watch the earliest lease (wake when it expires):
+/// enough that some of them are alive when the holders and the first lines died together.
+pub(crate) const NEAR: u64 = 8;
+
+/// The sleep of a queued line far from the head: about [`PLACE_RENEW`].
+pub(crate) fn renew_pause() -> Duration {
+    PLACE_RENEW.mul_f64(rand::random_range(0.8..1.2))
+}
+
+/// The sleep of a line near the head whose earliest lease expires in `hint`: until just
+/// after it (a holder that died frees its slots only when a script reclaims them), and at
+/// most a [`WAITER_LEASE`] (a grant pushed to a line ahead whose process died meanwhile
+/// ends that soon, and only a script frees it).
+pub(crate) fn near_pause(hint: Duration) -> Duration {
+    (hint + Duration::from_millis(1)).min(WAITER_LEASE)
+}
 
 /// The sleep after a busy reply whose earliest lease expires in `hint`.
 pub(crate) fn wake_pause(hint: Duration) -> Duration {

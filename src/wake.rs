@@ -1,14 +1,19 @@
 //! Wake-ups published by the scripts, received on one subscriber connection per master per
 //! process.
 //!
-//! A script that frees a slot publishes on `semaphore:{name}:wake`: the queued waiter
-//! lines (one per handle) the free slots are kept for, or an empty message when anyone
-//! may try. Every
-//! handle of every semaphore in this process that talks to the same master shares one
-//! [`Subscriber`]: one connection and one task, which fans each message out to the
-//! handles subscribed to its channel. After the connection drops, the task reconnects,
-//! subscribes again, and wakes every waiter, since messages may have been missed meanwhile.
-//! Waiters also sleep with a cap, so a missed message delays them, never strands them.
+//! A script that frees a slot wakes the queued waiter lines (one per handle) the free
+//! slots are kept for, each on its own process's channel, `semaphore:{name}:wake:<process>`
+//! (a line's id starts with its process's, [`line_id`]): a hand-off is one message to one
+//! process, however many processes wait, and a script tells a dead process (its
+//! subscription gone) from a live one with `PUBSUB NUMSUB`. Waiters outside the queue (an
+//! unfair handle's) listen on `semaphore:{name}:wake`, where a message naming no line means
+//! anyone may try.
+//!
+//! Every handle of every semaphore in this process that talks to the same master shares one
+//! [`Subscriber`]: one connection and one task, which hands each message to the lines it
+//! names only (so a process of a thousand waiting handles wakes one of them). After the
+//! connection drops, the task reconnects, subscribes again, and wakes every waiter, since
+//! messages may have been missed meanwhile.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -70,13 +75,67 @@ enum Command {
     Unsubscribe(String),
 }
 
+/// A channel's local listeners, by waiter line; the line `""` hears every message (the
+/// waiters of an unfair handle, which are in no queue).
+#[derive(Default)]
 struct Entry {
-    sender: broadcast::Sender<Wake>,
-    users: usize,
+    lines: HashMap<String, (broadcast::Sender<Wake>, usize)>,
+}
+
+impl Entry {
+    /// Hands `wake` to the lines it names (and to those that hear everything); a message
+    /// that names no line goes to every listener.
+    fn dispatch(&self, wake: &str) {
+        let mut named = wake
+            .split(' ')
+            .skip(1)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| entry.split_once('=').map_or(entry, |(line, _)| line))
+            .peekable();
+        if named.peek().is_none() {
+            for (sender, _) in self.lines.values() {
+                let _ = sender.send(Wake::from(wake));
+            }
+            return;
+        }
+        let wake = Wake::from(wake);
+        for line in named.chain([""]) {
+            if let Some((sender, _)) = self.lines.get(line) {
+                let _ = sender.send(Arc::clone(&wake));
+            }
+        }
+    }
 }
 
 /// Channels with their local listeners, shared by the subscriber task and the handles.
 type Channels = Arc<Mutex<HashMap<String, Entry>>>;
+
+/// This process's part of its waiter lines' ids, and so of its wake-up channels: 64
+/// random bits, made again in a forked child (which must not share its parent's channel).
+pub(crate) fn process_id() -> String {
+    static PROCESS: Mutex<Option<(u32, String)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut process = lock(&PROCESS);
+    match &*process {
+        Some((made_in, id)) if *made_in == pid => id.clone(),
+        _ => {
+            let id = format!("{:016x}", rand::random::<u64>());
+            *process = Some((pid, id.clone()));
+            id
+        }
+    }
+}
+
+/// A fresh waiter line id: this process's id, a dot, then 64 random bits. The scripts
+/// read the process from it, to wake the line on its process's channel.
+pub(crate) fn line_id() -> String {
+    format!("{}.{:016x}", process_id(), rand::random::<u64>())
+}
+
+/// The part of a line's id before the dot: its process.
+pub(crate) fn process_of(line: &str) -> Option<&str> {
+    line.split_once('.').map(|(process, _)| process)
+}
 
 /// One master's subscriber connection, shared by every handle in this process. The task
 /// behind it ends when the last handle lets go.
@@ -149,23 +208,24 @@ impl Subscriber {
         subscriber
     }
 
-    /// Listens to `channel`; returns once the server has confirmed the subscription, so
-    /// that nothing published after this returns is missed.
-    pub(crate) async fn subscribe(self: &Arc<Self>, channel: &str) -> Option<Listener> {
+    /// Listens to `channel` for the wake-ups of waiter line `line` (`""`: every message);
+    /// returns once the server has confirmed the subscription, so that nothing published
+    /// after this returns is missed.
+    pub(crate) async fn subscribe(self: &Arc<Self>, channel: &str, line: &str) -> Option<Listener> {
         let sender = {
             let mut channels = lock(&self.channels);
-            let entry = channels
-                .entry(channel.to_string())
-                .or_insert_with(|| Entry {
-                    sender: broadcast::channel(BACKLOG).0,
-                    users: 0,
-                });
-            entry.users += 1;
-            entry.sender.clone()
+            let entry = channels.entry(channel.to_string()).or_default();
+            let (sender, users) = entry
+                .lines
+                .entry(line.to_string())
+                .or_insert_with(|| (broadcast::channel(BACKLOG).0, 0));
+            *users += 1;
+            sender.clone()
         };
         let listener = Listener {
             subscriber: Arc::clone(self),
             channel: channel.to_string(),
+            line: line.to_string(),
             sender,
         };
         let (ack, confirmed) = oneshot::channel();
@@ -179,12 +239,13 @@ impl Subscriber {
     }
 }
 
-/// One semaphore's wake-ups from one master. Unsubscribes when the last listener of the
+/// One waiter line's wake-ups from one master. Unsubscribes when the last listener of the
 /// channel in this process is dropped.
 #[derive(Debug)]
 pub(crate) struct Listener {
     subscriber: Arc<Subscriber>,
     channel: String,
+    line: String,
     sender: broadcast::Sender<Wake>,
 }
 
@@ -204,8 +265,13 @@ impl Drop for Listener {
     fn drop(&mut self) {
         let mut channels = lock(&self.subscriber.channels);
         if let Some(entry) = channels.get_mut(&self.channel) {
-            entry.users -= 1;
-            if entry.users == 0 {
+            if let Some((_, users)) = entry.lines.get_mut(&self.line) {
+                *users -= 1;
+                if *users == 0 {
+                    entry.lines.remove(&self.line);
+                }
+            }
+            if entry.lines.is_empty() {
                 channels.remove(&self.channel);
                 let _ = self
                     .subscriber
@@ -224,11 +290,12 @@ pub(crate) enum Named {
     /// Its turn, or anyone's: ask.
     Ask,
     /// The waiter registered as `id` was granted these slots with this token, by the script
-    /// that freed them.
+    /// that freed them, stamped `stamp` (µs on the master's clock).
     Granted {
         id: String,
         token: u64,
         slots: Vec<u32>,
+        stamp: u64,
     },
 }
 
@@ -242,7 +309,8 @@ pub(crate) fn for_line(wake: &str, line: &str, seen: u64) -> Named {
     let Some(stamp) = parts.next() else {
         return Named::Ask;
     };
-    if stamp.parse::<u64>().is_ok_and(|stamp| stamp < seen) {
+    let stamp = stamp.parse::<u64>().ok();
+    if stamp.is_some_and(|stamp| stamp < seen) {
         return Named::Not;
     }
     let mut entries = parts.peekable();
@@ -254,13 +322,15 @@ pub(crate) fn for_line(wake: &str, line: &str, seen: u64) -> Named {
         if named != line {
             continue;
         }
-        return parse_grant(grant).unwrap_or(Named::Ask);
+        return stamp
+            .and_then(|stamp| parse_grant(grant, stamp))
+            .unwrap_or(Named::Ask);
     }
     Named::Not
 }
 
-/// `id:token:slot,slot`, or None.
-fn parse_grant(grant: &str) -> Option<Named> {
+/// `id:token:slot,slot` in a wake-up stamped `stamp`, or None.
+fn parse_grant(grant: &str, stamp: u64) -> Option<Named> {
     let mut fields = grant.split(':');
     let id = fields.next().filter(|id| !id.is_empty())?.to_string();
     let token = fields.next()?.parse().ok()?;
@@ -269,7 +339,12 @@ fn parse_grant(grant: &str) -> Option<Named> {
         .split(',')
         .map(|s| s.parse().ok())
         .collect::<Option<Vec<u32>>>()?;
-    Some(Named::Granted { id, token, slots })
+    Some(Named::Granted {
+        id,
+        token,
+        slots,
+        stamp,
+    })
 }
 
 /// The subscriber task: keeps one pub/sub connection up and fans messages out. A
@@ -300,7 +375,7 @@ async fn run(
         }
         // Whatever was published while the connection was down is lost: everyone tries.
         for entry in lock(&channels).values() {
-            let _ = entry.sender.send(Wake::from(""));
+            entry.dispatch("");
         }
         loop {
             tokio::select! {
@@ -325,9 +400,9 @@ async fn run(
                 message = stream.next() => match message {
                     None => break,
                     Some(message) => {
-                        let ids: String = message.get_payload().unwrap_or_default();
+                        let wake: String = message.get_payload().unwrap_or_default();
                         if let Some(entry) = lock(&channels).get(message.get_channel_name()) {
-                            let _ = entry.sender.send(Wake::from(ids));
+                            entry.dispatch(&wake);
                         }
                     }
                 },
@@ -407,8 +482,10 @@ fn dispatch_push(channels: &Channels, push: redis::PushInfo) {
         }
         _ => return,
     };
-    if let Some(entry) = channel.and_then(|c| lock(channels).get(&c).map(|e| e.sender.clone())) {
-        let _ = entry.send(Wake::from(wake));
+    if let Some(channel) = channel
+        && let Some(entry) = lock(channels).get(&channel)
+    {
+        entry.dispatch(&wake);
     }
 }
 
@@ -472,7 +549,8 @@ mod tests {
             Named::Granted {
                 id: "id1".into(),
                 token: 42,
-                slots: vec![3, 5]
+                slots: vec![3, 5],
+                stamp: 150,
             }
         );
         assert_eq!(for_line("150 a=id1:42:3", "b", 100), Named::Not);

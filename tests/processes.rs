@@ -35,6 +35,10 @@ fn main() {
             a_killed_waiter_does_not_hold_up_the_queue,
         ),
         (
+            "a_release_wakes_one_of_fifty_waiting_processes",
+            a_release_wakes_one_of_fifty_waiting_processes,
+        ),
+        (
             "killed_holder_gives_permits_back_within_one_lease",
             killed_holder_gives_permits_back_within_one_lease,
         ),
@@ -374,6 +378,69 @@ fn a_killed_waiter_does_not_hold_up_the_queue() {
             "{took:?}"
         );
         permit.release().await.unwrap();
+    });
+}
+
+/// Fifty processes wait in line for one permit, which goes down the line (each worker
+/// takes it, exits and so releases it). Every hand-off wakes one process: it is one message
+/// on the channel of the process it serves, so each process receives exactly one message
+/// (its own grant), not one per release; and nothing is said on the semaphore's own
+/// channel, which only waiters outside the queue hear.
+fn a_release_wakes_one_of_fifty_waiting_processes() {
+    use futures_util::StreamExt;
+    let server = Server::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let holder = build(&server.url(), "procs", 1, 10_000).await;
+        let permit = holder.acquire().await.unwrap();
+        let mut pubsub = server.client().get_async_pubsub().await.unwrap();
+        pubsub.psubscribe("semaphore:{procs}:wake*").await.unwrap();
+        let mut workers = Vec::new();
+        for queued in 1..=50 {
+            let mut worker = Worker::spawn("wait", &server, 1, 10_000, &[]);
+            assert_eq!(worker.line(), "WAITING");
+            support::eventually("the worker queued", || async {
+                server.int(&["ZCOUNT", "semaphore:{procs}:queue", "0", "+inf"]) == queued
+            })
+            .await;
+            workers.push(worker);
+        }
+        permit.release().await.unwrap();
+        for worker in &mut workers {
+            let got = worker.line();
+            assert!(got.starts_with("GOT "), "{got}");
+        }
+        let mut per_channel: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let mut messages = pubsub.on_message();
+        while let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+        {
+            let payload: String = message.get_payload().unwrap();
+            per_channel
+                .entry(message.get_channel_name().to_string())
+                .or_default()
+                .push(payload);
+        }
+        assert!(
+            !per_channel.contains_key("semaphore:{procs}:wake"),
+            "a wake-up for everyone: {per_channel:?}"
+        );
+        assert_eq!(
+            per_channel.len(),
+            50,
+            "one channel per process: {per_channel:?}"
+        );
+        for (channel, received) in &per_channel {
+            assert_eq!(received.len(), 1, "{channel} received {received:?}");
+            let entries: Vec<&str> = received[0].split(' ').collect();
+            assert_eq!(
+                entries.len(),
+                2,
+                "a stamp and one line's grant: {received:?}"
+            );
+            assert!(entries[1].contains('='), "a pushed grant: {received:?}");
+        }
+        println!("  50 hand-offs: 50 messages, one to each process");
     });
 }
 

@@ -441,3 +441,113 @@ async fn a_crash_and_a_paused_master_neither_wedge_nor_double_grant() {
         .unwrap();
     second.release().await.unwrap();
 }
+
+/// A line far back in the queue keeps its place for a minute without a single request:
+/// the scripts wake it when its turn comes. Eight lines wait ahead of it (the few at the
+/// head watch the earliest lease), and the permit's holder renews throughout; the line's
+/// handle talks to the server through a proxy that counts its scripts. When the permit
+/// goes round, the line gets it after the eight ahead, not before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_line_keeps_its_place_for_a_minute_without_asking() {
+    let server = Server::start();
+    let proxy = support::proxy::Proxy::start(&server);
+    let holder = sem(&server, "w", 1)
+        .lease(Duration::from_secs(3))
+        .build()
+        .await
+        .unwrap();
+    let permit = holder.acquire().await.unwrap();
+    let order = Arc::new(AtomicU64::new(0));
+    let mut ahead = Vec::new();
+    for queued in 1..=8 {
+        let sem = sem(&server, "w", 1).build().await.unwrap();
+        let order = order.clone();
+        ahead.push(tokio::spawn(async move {
+            let permit = sem.acquire().await.unwrap();
+            let turn = order.fetch_add(1, Ordering::SeqCst);
+            permit.release().await.unwrap();
+            turn
+        }));
+        eventually("the line queued", || async {
+            server.int(&["ZCOUNT", QUEUE, "0", "+inf"]) == queued
+        })
+        .await;
+    }
+    let far = redis_semaphore::AsyncSemaphore::builder("w", 1)
+        .master(proxy.url())
+        .request_timeout(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    let last = {
+        let order = order.clone();
+        tokio::spawn(async move {
+            let permit = far.acquire().await.unwrap();
+            let turn = order.fetch_add(1, Ordering::SeqCst);
+            permit.release().await.unwrap();
+            turn
+        })
+    };
+    eventually("the far line queued", || async {
+        server.int(&["ZCOUNT", QUEUE, "0", "+inf"]) == 9
+    })
+    .await;
+    // Its first asks (joining, then again once subscribed) are done.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.clear_evalshas();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(proxy.evalshas(), Vec::<String>::new(), "the far line asked");
+    assert_eq!(server.int(&["ZCOUNT", QUEUE, "0", "+inf"]), 9);
+    assert!(permit.is_valid(), "the holder renewed throughout");
+    permit.release().await.unwrap();
+    for line in ahead {
+        assert!(line.await.unwrap() < 8);
+    }
+    let turn = tokio::time::timeout(Duration::from_secs(5), last)
+        .await
+        .expect("the far line's turn came")
+        .unwrap();
+    assert_eq!(turn, 8, "the far line kept its place behind the eight");
+}
+
+/// A waiter whose connections (its subscriber's too) are cut while it is queued still
+/// gets the permit when it is freed: the release finds nobody listening for its line and
+/// drops it, and the waiter, once reconnected, asks again and joins at its first arrival,
+/// ahead of a line that came after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_cut_off_while_queued_still_gets_its_grant() {
+    let server = Server::start();
+    let proxy = support::proxy::Proxy::start(&server);
+    let holder = sem(&server, "w", 1).build().await.unwrap();
+    let permit = holder.acquire().await.unwrap();
+    let cut = redis_semaphore::AsyncSemaphore::builder("w", 1)
+        .master(proxy.url())
+        .request_timeout(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    let first = tokio::spawn(async move {
+        let permit = cut.acquire().await.unwrap();
+        (Instant::now(), permit)
+    });
+    eventually("the waiter queued and listens", || async {
+        server.int(&["ZCOUNT", QUEUE, "0", "+inf"]) == 1 && server.subscribers(CHANNEL, false) == 1
+    })
+    .await;
+    proxy.drop_connections();
+    eventually("its subscriber is cut off", || async {
+        server.subscribers(CHANNEL, false) == 0
+    })
+    .await;
+    permit.release().await.unwrap();
+    let released = Instant::now();
+    let (got, permit) = tokio::time::timeout(Duration::from_secs(3), first)
+        .await
+        .expect("the cut-off waiter got the permit once reconnected")
+        .unwrap();
+    println!(
+        "cut-off waiter granted {:?} after the release",
+        got - released
+    );
+    permit.release().await.unwrap();
+}

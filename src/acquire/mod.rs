@@ -50,7 +50,7 @@ use crate::permit::{Grant, Permit};
 use crate::quorum::decide::{Deadline, validity};
 use crate::quorum::{Ask, Queue, arrival_stamp};
 use crate::trace;
-use crate::wait::{Backoff, WAKE_CAP, wake_pause};
+use crate::wait::{Backoff, NEAR, WAKE_CAP, near_pause, renew_pause, wake_pause};
 use crate::wake::Named;
 use guard::{CancelGuard, Stake};
 use line::Waiting;
@@ -265,7 +265,7 @@ impl<'a> Attempt<'a> {
                 named = woken(self.head.as_deref_mut(), &self.line.id) => Some(named),
                 _ = sleep_until(wake) => None,
             };
-            if let Some(grant) = named.and_then(|named| self.pushed(named)) {
+            if let Some(grant) = named.and_then(|(named, started)| self.pushed(named, started)) {
                 // Granted by the release that freed the slots: no need to ask.
                 self.guard.stake = Stake::Nothing;
                 self.trace.granted(self.id, grant.token, &grant.slots, 1);
@@ -313,7 +313,7 @@ impl<'a> Attempt<'a> {
         self.last_ask = sent;
         self.uncertain |= round.unanswered;
         if let Some(wakeups) = self.head.as_deref_mut() {
-            wakeups.saw(&round.stamps);
+            wakeups.saw(&round.stamps, sent);
         }
         match round.outcome {
             Acquired::Granted { token, slots } => {
@@ -337,15 +337,24 @@ impl<'a> Attempt<'a> {
                 {
                     // Busy before anyone listened: listen for wake-ups, then ask again at
                     // once, in case a release came before the subscription did.
-                    wakeups.listen(&core.quorum).await;
+                    let line = core.config.fair.then_some(self.line.id.as_str());
+                    wakeups.listen(&core.quorum, line).await;
                     if wakeups.listening() {
                         return Ok(Step::Again);
                     }
                 }
-                Ok(Step::Pause(match wait_ms {
-                    Some(ms) => wake_pause(Duration::from_millis(ms)),
+                let listening = self.head.as_deref().is_some_and(Wakeups::listening);
+                let hint = wait_ms.map(Duration::from_millis);
+                Ok(Step::Pause(match (round.ahead, hint) {
+                    // Far back in a fair queue: the scripts wake the line when its turn
+                    // comes; it asks only to keep its place.
+                    (Some(ahead), _) if ahead >= NEAR && listening => renew_pause(),
+                    // Near the head: when the earliest lease expires (its holder may have
+                    // died: nothing but a script frees it).
+                    (Some(_), Some(hint)) if listening => near_pause(hint),
+                    (_, Some(hint)) => wake_pause(hint),
                     // Masters that disagreed, or nothing held: a short random pause.
-                    None => self.backoff.delay(None),
+                    (_, None) => self.backoff.delay(None),
                 }))
             }
         }
@@ -381,29 +390,30 @@ impl<'a> Attempt<'a> {
 
     /// The grant a wake-up pushed to this attempt's id, if it is one and can be counted
     /// on: taken only with most of its first lease left by the client's conservative
-    /// count; otherwise the next ask gets it back, renewed.
-    fn pushed(&self, named: Named) -> Option<Grant> {
-        match named {
-            Named::Granted { id, token, slots }
-                if id == self.id
-                    && Instant::now() + self.first_lease / 2
-                        < self.last_ask + validity(self.first_lease) =>
-            {
-                Some(Grant {
-                    id,
-                    token,
-                    slots,
-                    sent: self.last_ask,
-                    lease: self.first_lease,
-                })
-            }
-            _ => None,
-        }
+    /// count, from the earliest it can have started (`started`, from the wake-up's stamp;
+    /// at the latest this attempt's last answered ask, which registered it); otherwise the
+    /// next ask gets it back, renewed.
+    fn pushed(&self, named: Named, started: Option<Instant>) -> Option<Grant> {
+        let Named::Granted {
+            id, token, slots, ..
+        } = named
+        else {
+            return None;
+        };
+        let sent = started.map_or(self.last_ask, |s| s.max(self.last_ask));
+        (id == self.id && Instant::now() + self.first_lease / 2 < sent + validity(self.first_lease))
+            .then(|| Grant {
+                id,
+                token,
+                slots,
+                sent,
+                lease: self.first_lease,
+            })
     }
 }
 
 /// A fresh wake-up for `line` on the head's listeners; never resolves for a try.
-async fn woken(head: Option<&mut Wakeups>, line: &str) -> Named {
+async fn woken(head: Option<&mut Wakeups>, line: &str) -> (Named, Option<Instant>) {
     match head {
         Some(wakeups) => wakeups.woken(line).await,
         None => std::future::pending().await,

@@ -143,7 +143,7 @@ impl Link for FakeLink {
         })
     }
 
-    fn listen<'a>(&'a self, _channel: &'a str) -> BoxFuture<'a, Option<Listener>> {
+    fn listen<'a>(&'a self, _channel: &'a str, _line: &'a str) -> BoxFuture<'a, Option<Listener>> {
         Box::pin(async { None })
     }
 
@@ -165,5 +165,5 @@ pub(crate) fn granted(token: i64, slots: &[i64]) -> Reply {
 
 /// An acquire's busy answer, with the earliest expiry in ms (-1: none known).
 pub(crate) fn busy(wait_ms: i64) -> Reply {
-    Reply::Ints(vec![0, wait_ms, 1])
+    Reply::Ints(vec![0, wait_ms, 1, -1])
 }

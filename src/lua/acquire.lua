@@ -8,7 +8,9 @@ ARGV[4]  lease_ms   lease length
 ARGV[5]  queue      0: grant whatever is free (an unfair handle); 1: wait in line (first
                     come, first served across processes), joining the queue when not
                     granted; 2: respect the queue but do not join it (a try)
-ARGV[6]  waiter_ms  how long a queued line keeps its place without asking again
+ARGV[6]  waiter_ms  how long a queued line keeps its place without asking again (a place
+                    lease: minutes), or how long a waiter outside the queue waits
+                    without asking again (an unfair handle's)
 ARGV[7]  line       the waiter line the request comes from (a handle's waiters, in order)
 ARGV[8]  more       1: more waiters stand in that line behind this one
 ARGV[9]  arrival    the line's place if it joins now: the client's clock (µs) when this
@@ -19,8 +21,9 @@ ARGV[11] push       1: register the request with the queued line, so that a rele
                     grant it at once and publish the grant (one master only)
 ARGV[12] waits      1: the caller waits for a wake-up if not granted
 Reply: {1, token, stamp, slot...} when granted: the lowest free slots, all or none;
-       {0, wait_ms, stamp} when not: wait_ms until the earliest lease expires (-1 when
-       nothing is held). The stamp is the script's time in µs (see queue.lua).
+       {0, wait_ms, stamp, ahead} when not: wait_ms until the earliest lease expires (-1
+       when nothing is held), and the lines ahead of the caller's in the queue (-1 when it
+       is not queued). The stamp is the script's time in µs (see queue.lua).
 An id that holds slots already gets them back with a fresh lease and its token, so a
 retried request (its reply was lost) never takes a second grant.
 
@@ -70,16 +73,17 @@ end
 local place_expiry = parse_place(place)
 local queued = place_expiry ~= nil and place_expiry >= now
 local go = false
+-- Lines ahead of this one in the queue, once known.
+local ahead = nil
 if fair and now < waiting then
   -- Someone may be queued: the lines ahead keep a free slot each.
   local free = free_count(limit)
   if free >= k then
-    local parts, pushed = serve(now, conf, free, line)
+    local messages, _, pushed = serve(now, conf, free, line, false)
     if pushed > 0 then
-      redis.call(PUBLISH, CHANNEL, table.concat(parts, ' '))
+      publish(messages)
     end
     free = free - pushed
-    local ahead
     local rank = queued and redis.call('ZRANK', QUEUE, line)
     if rank then
       ahead = rank - 1
@@ -89,6 +93,9 @@ if fair and now < waiting then
       queued = false
     end
     go = ahead + k <= free
+    if not queued then
+      ahead = nil
+    end
   end
 else
   local listed = free_members(limit, k)
@@ -104,13 +111,17 @@ if not go then
     mark_waiting(now, waiter_ms)
   end
   if joins then
-    -- A pushed grant lasts at most a waiter lease until the waiter renews it: one pushed
-    -- to a waiter that cannot hear of it keeps the slot from others only that long.
-    local request = push and (id .. ' ' .. k .. ' ' .. math.min(lease, waiter_ms)) or nil
+    -- A pushed grant lasts at most PUSHED_MS until the waiter renews it: one pushed to a
+    -- waiter that cannot hear of it (gone since it asked) keeps the slot from others only
+    -- that long.
+    local request = push and (id .. ' ' .. k .. ' ' .. math.min(lease, PUSHED_MS)) or nil
     join(line, place, now, waiter_ms, arrival, request)
+    if not ahead then
+      ahead = redis.call('ZRANK', QUEUE, line) - 1
+    end
   end
   wake(now, conf, false)
-  return { 0, earliest_wait(now), tonumber(stamp()) }
+  return { 0, earliest_wait(now), tonumber(stamp()), ahead or -1 }
 end
 
 local token, slots = grant(id, k, expiry, conf)

@@ -43,13 +43,13 @@ end
 defer_frees()
 local dequeued = false
 if place then
-  local expiry, registered = parse_place(place)
+  local expiry, joined, registered = parse_place(place)
   if leaving then
     -- The line's waiters are gone: the next line may go now.
     leave({ line })
     dequeued = true
   elseif registered == id then
-    redis.call('HSET', HOLDS, 'w:' .. line, int(expiry))
+    redis.call('HSET', HOLDS, 'w:' .. line, place_value(expiry, joined, nil))
   end
 end
 local freed = 0

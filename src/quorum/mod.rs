@@ -30,10 +30,11 @@ use crate::error::{Error, MasterFailure};
 use crate::link::{Call, Link};
 pub(crate) use crate::lua::Queue;
 use crate::lua::{
-    self, AcquireArgs, Acquired, Caller, Cursor, HeldPage, HoldArgs, Keys, ReleaseArgs, Scripted,
-    Status, millis,
+    self, AcquireArgs, Acquired, Answer, Caller, Cursor, HeldPage, HoldArgs, Keys, ReleaseArgs,
+    Scripted, Status, millis,
 };
-use crate::wake::Listener;
+use crate::wait::PLACE_LEASE;
+use crate::wake::{Listener, process_of};
 use decide::{Deadline, Majority, MasterGrant, Plan, Renewal, Replies};
 
 /// Everything needed to talk to one semaphore's masters.
@@ -79,6 +80,8 @@ pub(crate) struct Round {
     pub(crate) unanswered: bool,
     /// Masters that hold the granted slots.
     pub(crate) granted_by: usize,
+    /// Busy and queued: the fewest lines ahead of the caller's that a master counted.
+    pub(crate) ahead: Option<u64>,
 }
 
 /// What a release does with the waiter line an acquire stood in.
@@ -162,9 +165,16 @@ impl Quorum {
 
     /// Listens to the semaphore's wake-ups on every master that can be reached, each
     /// with its master's index.
-    pub(crate) async fn listen(&self) -> Vec<(usize, Listener)> {
-        let channel = self.keys.channel();
-        join_all(self.masters.iter().map(|m| m.listen(&channel)))
+    ///
+    /// A line in a fair queue listens on its process's channel, where the scripts name it
+    /// when its turn comes; other waiters (`line` None: an unfair handle's) on the
+    /// semaphore's own, where a wake-up means anyone may try.
+    pub(crate) async fn listen(&self, line: Option<&str>) -> Vec<(usize, Listener)> {
+        let (channel, line) = match line.and_then(|l| Some((process_of(l)?, l))) {
+            Some((process, line)) => (self.keys.process_channel(process), line),
+            None => (self.keys.channel(), ""),
+        };
+        join_all(self.masters.iter().map(|m| m.listen(&channel, line)))
             .await
             .into_iter()
             .enumerate()
@@ -299,7 +309,13 @@ impl Quorum {
             k,
             lease_ms: millis(lease),
             queue: ask.queue,
-            waiter_ms: millis(crate::WAITER_LEASE),
+            // A place in the queue is kept for minutes without asking; a waiter outside
+            // it (an unfair handle's) keeps the semaphore's mark a second.
+            waiter_ms: millis(if ask.queue == Queue::Join {
+                PLACE_LEASE
+            } else {
+                crate::WAITER_LEASE
+            }),
             line: ask.line,
             more: ask.more,
             arrival: ask.arrival,
@@ -309,7 +325,7 @@ impl Quorum {
         }
         .args();
         let answers = Answers::sort(
-            self.parsed(&lua::ACQUIRE, &args, |_, r| Acquired::parse(&ints(r)?))
+            self.parsed(&lua::ACQUIRE, &args, |_, r| Answer::parse(&ints(r)?))
                 .await,
         );
         let mut round = Round {
@@ -317,14 +333,18 @@ impl Quorum {
             stamps: vec![None; self.masters.len()],
             unanswered: !answers.failures.is_empty(),
             granted_by: 0,
+            ahead: None,
         };
         let mut replies = Replies {
             failed: answers.failures.len(),
             ..Replies::default()
         };
-        for (master, (answer, stamp)) in answers.ok {
-            round.stamps[master] = Some(stamp);
-            match answer {
+        for (master, answer) in answers.ok {
+            round.stamps[master] = Some(answer.stamp);
+            if let Some(ahead) = answer.ahead {
+                round.ahead = Some(round.ahead.map_or(ahead, |a| a.min(ahead)));
+            }
+            match answer.acquired {
                 Acquired::Granted { token, slots } => replies.grants.push(MasterGrant {
                     master,
                     token,

@@ -213,14 +213,31 @@ impl Server {
         }
     }
 
-    /// Subscribers of `channel` (`PUBSUB NUMSUB`), or of the sharded channel when
-    /// `sharded` (`PUBSUB SHARDNUMSUB`, on the shard that owns it).
+    /// Subscribers of a semaphore's wake-up channel `channel` and of its processes'
+    /// channels (`channel:<process>`), added up (`PUBSUB NUMSUB`); of the sharded channels
+    /// when `sharded` (`PUBSUB SHARDNUMSUB`, on the shard that owns them).
     pub fn subscribers(&self, channel: &str, sharded: bool) -> i64 {
-        let which = if sharded { "SHARDNUMSUB" } else { "NUMSUB" };
-        match self.cmd(&["PUBSUB", which, channel]) {
-            redis::Value::Array(items) => redis::from_redis_value(items[1].clone()).unwrap(),
-            other => panic!("PUBSUB {which}: {other:?}"),
+        let (list, count) = if sharded {
+            ("SHARDCHANNELS", "SHARDNUMSUB")
+        } else {
+            ("CHANNELS", "NUMSUB")
+        };
+        let pattern = format!("{channel}*");
+        let channels: Vec<String> =
+            redis::from_redis_value(self.cmd(&["PUBSUB", list, &pattern])).unwrap();
+        let mut total = 0;
+        for name in channels
+            .iter()
+            .filter(|c| *c == channel || c.starts_with(&format!("{channel}:")))
+        {
+            match self.cmd(&["PUBSUB", count, name]) {
+                redis::Value::Array(items) => {
+                    total += redis::from_redis_value::<i64>(items[1].clone()).unwrap()
+                }
+                other => panic!("PUBSUB {count}: {other:?}"),
+            }
         }
+        total
     }
 
     /// What `ACL LOG` says was refused, as "reason object" strings, except `client|setinfo`:
