@@ -480,18 +480,21 @@ struct Served {
 }
 
 /// Reads [`Served`] from the masters on connections of its own, made before the first
-/// snapshot so that their setup is not counted.
+/// snapshot so that their setup is not counted. Patient: a server the load keeps busy
+/// (a herd of 10,000 lines) can take more than redis-rs's default 500 ms to answer INFO.
 struct Stats {
     conns: Vec<(String, redis::aio::MultiplexedConnection)>,
 }
 
 impl Stats {
     async fn connect(urls: &[String]) -> Result<Stats, String> {
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
         let mut conns = Vec::new();
         for url in urls {
             let client = redis::Client::open(url.as_str()).map_err(|e| format!("{url}: {e}"))?;
             let con = client
-                .get_multiplexed_async_connection()
+                .get_multiplexed_async_connection_with_config(&config)
                 .await
                 .map_err(|e| format!("{url}: {e}"))?;
             conns.push((url.clone(), con));

@@ -3,7 +3,7 @@
 //
 //   node peer.mjs uncontended --url redis://127.0.0.1:PORT [--cycles 3000 --warmup 300 --rounds 5 --count 100]
 //   node peer.mjs load --url redis://127.0.0.1:PORT [--workers 16 --permits 4 --hold-ms 5 --secs 3]
-//   node peer.mjs herd --url redis://127.0.0.1:PORT --workers 1000 --permits 4 --hold-ms 20 --secs 13
+//   node peer.mjs herd --url redis://127.0.0.1:PORT --name NAME [--first 0] --workers 100 --permits 4 --hold-ms 20 --secs 13
 //
 // The first two print one JSON line, with the field names of the Rust side. `herd` is run
 // by examples/load.rs --herd, which computes every figure itself: it speaks load.rs's
@@ -27,8 +27,9 @@
 // process, so a plain counter sees every holder); more than --permits at once exits 3.
 // With no hold, a holder yields one turn of the event loop between counting in and out.
 //
-// herd: W lines, each its own ioredis connection (connected 100 at a time), all in this one
-// process, looping acquire, hold, release for --secs, as in `load`. It prints READY once
+// herd: W lines numbered from --first (load.rs starts several of these processes on one
+// semaphore), each its own ioredis connection (connected 100 at a time), looping acquire,
+// hold, release for --secs, as in `load`. It prints READY once
 // connected (and one warm-up cycle done), starts on GO from stdin, and prints after the
 // run, with times in µs since the epoch: `C line start grant let_go release 0` per cycle
 // (let_go: when release was called), `E error` per error, `SPAN began ended`, `DONE`.
@@ -61,6 +62,7 @@ function parseArgs(argv) {
     permits: 4,
     holdMs: 5,
     secs: 3,
+    first: 0,
   };
   const nums = {
     '--cycles': 'cycles',
@@ -71,6 +73,7 @@ function parseArgs(argv) {
     '--permits': 'permits',
     '--hold-ms': 'holdMs',
     '--secs': 'secs',
+    '--first': 'first',
   };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
@@ -347,10 +350,10 @@ async function herd(o) {
         if (o.holdMs > 0) await sleep(o.holdMs);
         const letGo = epochUs();
         await sem.release();
-        cycles.push(`C ${index} ${start} ${grant} ${letGo} ${epochUs()} 0`);
+        cycles.push(`C ${o.first + index} ${start} ${grant} ${letGo} ${epochUs()} 0`);
       }
     } catch (e) {
-      errors.push(`line ${index}: ${e && e.message ? e.message : e}`);
+      errors.push(`line ${o.first + index}: ${e && e.message ? e.message : e}`);
     }
     return cycles;
   };

@@ -10,8 +10,11 @@
 //! semaphore. A per-process cost (a wake-up that every subscribed process reads) only
 //! shows with processes of their own, each with its own connections. With `--peer CMD`,
 //! `CMD herd ...` (bench/peer/peer.mjs) runs npm redis-semaphore with N x H ioredis
-//! connections, one per line, all in one Node process: npm's waiters poll, each on its own
-//! connection, so its cost is per connection, not per process. The two sides take turns
+//! connections, one per line, in as many Node processes (at most [`NPM_PROCESSES`]): npm's
+//! waiters poll, each on its own connection, with no pub/sub, so its server cost is per
+//! connection, not per process; the processes only give its event loops the CPU that one
+//! would lack at 10,000 connections (its timers fire late, and holds stretch). The two
+//! sides take turns
 //! on one `redis-server` started for the run (or `--url`), a fresh semaphore name each,
 //! never at the same time, the order flipped from one cell to the next.
 //!
@@ -57,6 +60,8 @@ const MAX_CELLS: usize = 16;
 const MAX_PROCESSES: usize = 500;
 const MAX_HANDLES: usize = 1000;
 const MAX_LINES: usize = 20_000;
+/// npm's lines run in as many Node processes as ours, up to this many (each some 50 MB).
+const NPM_PROCESSES: usize = 20;
 /// The lines run this long past the measured window.
 const TAIL: Duration = Duration::from_secs(1);
 /// How long the lines of one cell may take to connect and say READY.
@@ -186,6 +191,11 @@ pub(super) fn run(mut o: Options) -> i32 {
     let url = o.urls[0].clone();
     let rt = runtime();
     let version = rt.block_on(server_version(&url)).unwrap_or_else(|e| e);
+    // The machine is shared: what else ran says how far to trust the figures.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into());
 
     let mut runs = Vec::new();
     for (i, &(processes, handles)) in o.herd.iter().enumerate() {
@@ -203,11 +213,8 @@ pub(super) fn run(mut o: Options) -> i32 {
                 side.label()
             );
             // Each connection is a descriptor in the server (one per line) and in the
-            // client: H per process of ours, all N x H in npm's one Node process.
-            let needed = match side {
-                Side::Ours => handles as u64,
-                Side::Npm => lines,
-            } + SPARE_FDS;
+            // client's process.
+            let needed = shape(side, processes, handles).1 as u64 + SPARE_FDS;
             let result = match nofile {
                 Some(limit) if needed > limit || lines + SPARE_FDS > maxclients + 32 => {
                     Err(Outcome::Skipped(format!(
@@ -232,7 +239,7 @@ pub(super) fn run(mut o: Options) -> i32 {
     }
     drop(server);
 
-    let table = markdown(&o, &runs, &version);
+    let table = markdown(&o, &runs, &version, &load);
     if let Some(path) = &o.markdown
         && let Err(e) = std::fs::write(path, &table)
     {
@@ -240,7 +247,7 @@ pub(super) fn run(mut o: Options) -> i32 {
         return 1;
     }
     if o.json {
-        println!("{}", json(&o, &runs, &version));
+        println!("{}", json(&o, &runs, &version, &load));
     } else {
         print!("{table}");
     }
@@ -295,6 +302,18 @@ async fn server_version(url: &str) -> Result<String, String> {
     })
 }
 
+/// How a side runs a cell: processes, and lines in the largest.
+fn shape(side: Side, processes: usize, handles: usize) -> (usize, usize) {
+    match side {
+        Side::Ours => (processes, handles),
+        Side::Npm => {
+            let lines = processes * handles;
+            let n = processes.min(NPM_PROCESSES);
+            (n, lines.div_ceil(n))
+        }
+    }
+}
+
 /// This process's limit on open files (`ulimit -n`), from `/proc/self/limits`.
 fn open_files_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
@@ -342,22 +361,31 @@ async fn measure(
             let peer = o.peer.as_deref().unwrap_or_default();
             let mut words = peer.split_whitespace();
             let program = words.next().ok_or("--peer is empty")?;
-            let mut c = Command::new(program);
-            c.args(words).arg("herd").args([
-                "--url",
-                url,
-                "--name",
-                &name,
-                "--workers",
-                &lines.to_string(),
-                "--permits",
-                &o.permits.to_string(),
-                "--hold-ms",
-                &o.hold.as_millis().to_string(),
-                "--secs",
-                &total.to_string(),
-            ]);
-            commands.push(c);
+            let args: Vec<&str> = words.collect();
+            let (n, _) = shape(side, processes, handles);
+            let mut first = 0;
+            for p in 0..n {
+                let count = lines / n + usize::from(p < lines % n);
+                let mut c = Command::new(program);
+                c.args(&args).arg("herd").args([
+                    "--url",
+                    url,
+                    "--name",
+                    &name,
+                    "--first",
+                    &first.to_string(),
+                    "--workers",
+                    &count.to_string(),
+                    "--permits",
+                    &o.permits.to_string(),
+                    "--hold-ms",
+                    &o.hold.as_millis().to_string(),
+                    "--secs",
+                    &total.to_string(),
+                ]);
+                commands.push(c);
+                first += count;
+            }
         }
     }
     let mut procs = Vec::new();
@@ -546,11 +574,12 @@ fn json_str(s: &str) -> String {
 }
 
 /// The whole run as one JSON object: the settings, then one entry per cell and side.
-fn json(o: &Options, runs: &[Run], version: &str) -> String {
+fn json(o: &Options, runs: &[Run], version: &str, load: &str) -> String {
     let mut out = format!(
-        "{{\"mode\":\"herd\",\"server\":{},\"permits\":{},\"hold_ms\":{},\"secs\":{},\
+        "{{\"mode\":\"herd\",\"server\":{},\"loadavg_before\":{},\"permits\":{},\"hold_ms\":{},\"secs\":{},\
          \"settle_secs\":{},\"fair\":{},\"peer\":{},\"runs\":[",
         json_str(version),
+        json_str(load),
         o.permits,
         o.hold.as_millis(),
         o.secs,
@@ -567,12 +596,8 @@ fn json(o: &Options, runs: &[Run], version: &str) -> String {
             run.processes,
             run.handles,
             run.side.label(),
-            if run.side == Side::Npm {
-                1
-            } else {
-                run.processes
-            },
-            run.handles,
+            shape(run.side, run.processes, run.handles).0,
+            shape(run.side, run.processes, run.handles).1,
         );
         match &run.result {
             Err(Outcome::Skipped(why)) => {
@@ -634,15 +659,18 @@ fn json(o: &Options, runs: &[Run], version: &str) -> String {
 }
 
 /// The table for the report and the README: a row per cell and side.
-fn markdown(o: &Options, runs: &[Run], version: &str) -> String {
+fn markdown(o: &Options, runs: &[Run], version: &str, load: &str) -> String {
     let mut out = format!(
         "{} permits, {} ms holds, {} s measured after {} s settling, {version} on loopback; \
          each line its own handle (ours: N processes x H handles; npm: N x H ioredis \
-         connections in one Node process, its defaults: a poll every 10 ms).\n\n",
+         connections in N Node processes, at most {NPM_PROCESSES}, with its defaults: a poll \
+         every 10 ms). The sides take turns on the server; load average before the run: \
+         {load} on {} CPUs.\n\n",
         o.permits,
         o.hold.as_millis(),
         o.secs,
         o.settle_secs,
+        std::thread::available_parallelism().map_or(0, usize::from),
     );
     out.push_str(
         "| lines | side | hand-offs/s | server CPU per hand-off | commands per hand-off \
@@ -665,7 +693,10 @@ fn markdown(o: &Options, runs: &[Run], version: &str) -> String {
         };
         let side = match run.side {
             Side::Ours => "ours".to_string(),
-            Side::Npm => format!("npm: {lines} connections, 1 process"),
+            Side::Npm => {
+                let (n, _) = shape(run.side, run.processes, run.handles);
+                format!("npm: {lines} connections in {n} processes")
+            }
         };
         let m = match &run.result {
             Ok(m) => m,
