@@ -658,6 +658,11 @@ fn json(o: &Options, runs: &[Run], version: &str, load: &str) -> String {
     out
 }
 
+/// `1 process`, `4 processes`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The table for the report and the README: a row per cell and side.
 fn markdown(o: &Options, runs: &[Run], version: &str, load: &str) -> String {
     let mut out = format!(
@@ -683,19 +688,19 @@ fn markdown(o: &Options, runs: &[Run], version: &str, load: &str) -> String {
     let mut first: BTreeMap<&str, f64> = BTreeMap::new();
     for run in runs {
         let lines = run.processes * run.handles;
-        let label = if run.handles == 1 {
-            format!("{lines} ({} processes x 1 handle)", run.processes)
-        } else {
-            format!(
-                "{lines} ({} processes x {} handles)",
-                run.processes, run.handles
-            )
-        };
+        let label = format!(
+            "{lines} ({} x {})",
+            plural(run.processes, "process", "processes"),
+            plural(run.handles, "handle", "handles")
+        );
         let side = match run.side {
             Side::Ours => "ours".to_string(),
             Side::Npm => {
                 let (n, _) = shape(run.side, run.processes, run.handles);
-                format!("npm: {lines} connections in {n} processes")
+                format!(
+                    "npm: {lines} connections in {}",
+                    plural(n, "process", "processes")
+                )
             }
         };
         let m = match &run.result {
