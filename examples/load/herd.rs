@@ -773,3 +773,87 @@ fn markdown(o: &Options, runs: &[Run], version: &str, load: &str) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        Options::parse(["--herd".to_string(), "1x2".to_string()].into_iter()).expect("valid")
+    }
+
+    fn cycle(worker: usize, start: u64, grant: u64, let_go: u64) -> Cycle {
+        Cycle {
+            worker,
+            start,
+            grant,
+            let_go,
+            release: let_go + 1,
+            full: false,
+        }
+    }
+
+    #[test]
+    fn cells_are_processes_by_handles_within_bounds() {
+        assert_eq!(parse_cells("4x4, 200x1").unwrap(), vec![(4, 4), (200, 1)]);
+        assert!(parse_cells("4").is_err());
+        assert!(parse_cells("0x4").is_err());
+        assert!(parse_cells("501x1").is_err());
+        assert!(
+            parse_cells("100x1000")
+                .unwrap_err()
+                .contains("at most 20000 lines")
+        );
+    }
+
+    #[test]
+    fn npm_runs_in_as_many_processes_as_ours_up_to_its_cap() {
+        assert_eq!(shape(Side::Ours, 200, 1), (200, 1));
+        assert_eq!(shape(Side::Npm, 4, 4), (4, 4));
+        assert_eq!(shape(Side::Npm, 200, 1), (20, 10));
+        assert_eq!(shape(Side::Npm, 3, 1), (3, 1));
+    }
+
+    #[test]
+    fn figures_count_the_window_and_the_whole_run() {
+        let o = options();
+        // Window 1000..2000 µs; 4 permits by default.
+        let cycles = vec![
+            // Before the window: a turn, not a hand-off; held into the window for 100 µs.
+            cycle(0, 0, 900, 1100),
+            // Inside: hand-offs, waits 200 and 400 µs.
+            cycle(1, 1000, 1200, 1500),
+            cycle(0, 1000, 1400, 2500),
+        ];
+        let m = figures(
+            &o,
+            3,
+            (1000, 2000),
+            cycles,
+            Served::default(),
+            None,
+            Vec::new(),
+        );
+        assert_eq!(m.handoffs, 2);
+        assert_eq!(m.waits, vec![200, 400]);
+        assert_eq!(m.turns, vec![2, 1, 0]);
+        assert_eq!(m.unserved(), 1);
+        // Held 100 + 300 + 600 µs of 4 permits x 1000 µs.
+        assert!((m.busy - 0.25).abs() < 1e-9, "{}", m.busy);
+        // From 1400 to 1500 two hold at once.
+        assert_eq!(m.max_inside, 2);
+    }
+
+    #[test]
+    fn a_let_go_and_a_grant_in_the_same_microsecond_do_not_overlap() {
+        let o = options();
+        let cycles = vec![cycle(0, 0, 10, 20), cycle(1, 0, 20, 30)];
+        let m = figures(&o, 2, (0, 100), cycles, Served::default(), None, Vec::new());
+        assert_eq!(m.max_inside, 1);
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("a \"b\"\\\n"), "\"a \\\"b\\\"\\\\\\u000a\"");
+    }
+}
