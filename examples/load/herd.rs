@@ -14,18 +14,20 @@
 //! waiters poll, each on its own connection, with no pub/sub, so its server cost is per
 //! connection, not per process; the processes only give its event loops the CPU that one
 //! would lack at 10,000 connections (its timers fire late, and holds stretch). The two
-//! sides take turns
-//! on one `redis-server` started for the run (or `--url`), a fresh semaphore name each,
-//! never at the same time, the order flipped from one cell to the next.
+//! sides take turns on one `redis-server` started for the run (or `--url`), a fresh
+//! semaphore name each, never at the same time, the order flipped from one cell to the
+//! next.
 //!
 //! Both sides speak the `--processes` protocol: READY once every line has its connection,
 //! GO on stdin, then after the run one `C worker start grant let_go release full` line per
 //! cycle (µs since the epoch), `E` errors, `SPAN`, `DONE`. Every figure is computed here,
 //! from those lines and from the server, in the same way for both.
 //!
-//! The measured window is `--secs` long and starts `--settle-secs` after GO, once the lines
-//! have all lined up (the first acquire of each is a burst that does not repeat); the
-//! lines run one second past it, so that the waiters giving up at the end are not counted.
+//! The measured window is `--secs` long and starts `--settle-secs` after GO, so that the
+//! first acquire of every line, a burst that does not repeat, is left out (when the lines
+//! take longer than that to line up, as 10,000 of them can, the rest of the burst is in);
+//! the lines run one second past it, so that the waiters giving up at the end are not
+//! counted.
 //! Over the window:
 //! - hand-offs: grants (acquire returned) inside it; every figure "per hand-off" divides by
 //!   them: the server's CPU (`INFO cpu`, `used_cpu_user + used_cpu_sys`), its commands
