@@ -31,10 +31,18 @@
 //! own CPU per cycle (one process only). `--warmup` first makes one untimed, uncounted
 //! acquire and release, so a server that has not cached the scripts yet is not counted
 //! loading them.
+//!
+//! `--herd 4x4,200x1,10x100,20x500` measures what a crowd of waiters costs instead: for
+//! each cell, N processes x H handles (each handle its own waiter line), and with `--peer`
+//! npm redis-semaphore with N x H connections beside it, on one `redis-server` started for
+//! the run. See `load/herd.rs`.
 
+#[path = "load/herd.rs"]
+mod herd;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -58,7 +66,13 @@ usage: load [options]
   --unfair         Builder::fair(false)
   --poll-ms X      wait by try_acquire and a sleep of X ms, as npm redis-semaphore does
   --name NAME      the semaphore's name (default: a fresh one per run)
-  --json           print the results as one JSON line";
+  --json           print the results as one JSON line
+herd mode (one server, no observer; --workers and --processes come from the cells):
+  --herd CELLS     NxH[,NxH...]: N processes of H handles each, e.g. 4x4,200x1,10x100
+  --settle-secs S  run this long before the measured --secs begin (default 2)
+  --peer CMD       also run npm redis-semaphore with N x H connections, as
+                   `CMD herd ...` (e.g. \"node target/peer/peer.mjs\")
+  --markdown FILE  write the herd table there too";
 
 /// Set in a child process to the index of its first worker.
 const CHILD_ENV: &str = "LOAD_CHILD";
@@ -79,6 +93,11 @@ struct Options {
     poll: Option<Duration>,
     name: Option<String>,
     json: bool,
+    /// `--herd`: the cells, (processes, handles each).
+    herd: Vec<(usize, usize)>,
+    settle_secs: f64,
+    peer: Option<String>,
+    markdown: Option<String>,
 }
 
 impl Options {
@@ -98,6 +117,10 @@ impl Options {
             poll: None,
             name: None,
             json: false,
+            herd: Vec::new(),
+            settle_secs: 2.0,
+            peer: None,
+            markdown: None,
         };
         while let Some(arg) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -120,6 +143,10 @@ impl Options {
                 "--poll-ms" => o.poll = Some(Duration::from_millis(num(&arg, value()?)?)),
                 "--name" => o.name = Some(value()?),
                 "--json" => o.json = true,
+                "--herd" => o.herd = herd::parse_cells(&value()?)?,
+                "--settle-secs" => o.settle_secs = num(&arg, value()?)?,
+                "--peer" => o.peer = Some(value()?),
+                "--markdown" => o.markdown = Some(value()?),
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -139,6 +166,12 @@ impl Options {
         if o.poll.is_some_and(|p| p.is_zero()) {
             return Err("--poll-ms must be at least 1".into());
         }
+        if !(0.0..=60.0).contains(&o.settle_secs) {
+            return Err("--settle-secs must be between 0 and 60".into());
+        }
+        if o.herd.is_empty() && (o.peer.is_some() || o.markdown.is_some()) {
+            return Err("--peer and --markdown go with --herd".into());
+        }
         Ok(o)
     }
 
@@ -148,10 +181,10 @@ impl Options {
         for url in &self.urls {
             args.extend(["--url".into(), url.clone()]);
         }
-        args.extend([
-            "--observer".into(),
-            self.observer.clone().unwrap_or_default(),
-        ]);
+        // None in herd mode: the children count nothing, the parent reads the cycles.
+        if let Some(observer) = &self.observer {
+            args.extend(["--observer".into(), observer.clone()]);
+        }
         args.extend(["--name".into(), self.name.clone().unwrap_or_default()]);
         args.extend(["--workers".into(), workers.to_string()]);
         args.extend(["--permits".into(), self.permits.to_string()]);
@@ -185,6 +218,8 @@ struct Cycle {
     start: u64,
     /// When it returned the permit.
     grant: u64,
+    /// When `release()` was called: the holder held from `grant` to here.
+    let_go: u64,
     /// When `release()` returned.
     release: u64,
     /// Whether all N permits were held just before this one was released.
@@ -380,10 +415,11 @@ async fn work(o: Options, mut w: Worker, stop: Instant) -> (Vec<Cycle>, Option<S
         };
         let grant = now_us();
         match cycle(&o, &mut w, permit).await {
-            Ok(full) => cycles.push(Cycle {
+            Ok((full, let_go)) => cycles.push(Cycle {
                 worker: w.index,
                 start,
                 grant,
+                let_go,
                 release: now_us(),
                 full,
             }),
@@ -394,8 +430,9 @@ async fn work(o: Options, mut w: Worker, stop: Instant) -> (Vec<Cycle>, Option<S
 }
 
 /// Holds `permit` for the hold time, counted in and out by the observer, and releases it.
-/// Returns whether all N permits were held when this one was let go.
-async fn cycle(o: &Options, w: &mut Worker, permit: Permit) -> Result<bool, String> {
+/// Returns whether all N permits were held when this one was let go, and when `release()`
+/// was called.
+async fn cycle(o: &Options, w: &mut Worker, permit: Permit) -> Result<(bool, u64), String> {
     w.observer.enter().await?;
     if !o.hold.is_zero() {
         tokio::time::sleep(o.hold).await;
@@ -403,11 +440,12 @@ async fn cycle(o: &Options, w: &mut Worker, permit: Permit) -> Result<bool, Stri
         tokio::task::yield_now().await;
     }
     let left_inside = w.observer.exit().await?;
+    let let_go = now_us();
     permit
         .release()
         .await
         .map_err(|e| format!("release: {e}"))?;
-    Ok(left_inside + 1 >= i64::from(o.permits))
+    Ok((left_inside + 1 >= i64::from(o.permits), let_go))
 }
 
 /// The polling baseline: `try_acquire`, then sleep `every`, until a permit or `stop`.
@@ -430,27 +468,33 @@ async fn poll(
 
 /// What the masters had served when asked, summed over them: script calls (`EVALSHA`
 /// and, should the client fall back to it, `EVAL`), every command (`calls=` over `INFO
-/// commandstats`, which counts the commands scripts run), and CPU time.
-#[derive(Debug, Clone, Copy, Default)]
+/// commandstats`, which counts the commands scripts run), and CPU time; for the herd
+/// table also each command's calls and the bytes written to clients (`INFO stats`).
+#[derive(Debug, Clone, Default)]
 struct Served {
     script_calls: u64,
     commands: u64,
     cpu_us: f64,
+    by_command: BTreeMap<String, u64>,
+    net_out_bytes: u64,
 }
 
 /// Reads [`Served`] from the masters on connections of its own, made before the first
-/// snapshot so that their setup is not counted.
+/// snapshot so that their setup is not counted. Patient: a server the load keeps busy
+/// (a herd of 10,000 lines) can take more than redis-rs's default 500 ms to answer INFO.
 struct Stats {
     conns: Vec<(String, redis::aio::MultiplexedConnection)>,
 }
 
 impl Stats {
     async fn connect(urls: &[String]) -> Result<Stats, String> {
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
         let mut conns = Vec::new();
         for url in urls {
             let client = redis::Client::open(url.as_str()).map_err(|e| format!("{url}: {e}"))?;
             let con = client
-                .get_multiplexed_async_connection()
+                .get_multiplexed_async_connection_with_config(&config)
                 .await
                 .map_err(|e| format!("{url}: {e}"))?;
             conns.push((url.clone(), con));
@@ -464,6 +508,7 @@ impl Stats {
             let info: String = redis::cmd("INFO")
                 .arg("commandstats")
                 .arg("cpu")
+                .arg("stats")
                 .query_async(con)
                 .await
                 .map_err(|e| format!("INFO on {url}: {e}"))?;
@@ -480,11 +525,15 @@ impl Stats {
                     if rest.starts_with("evalsha:") || rest.starts_with("eval:") {
                         sum.script_calls += calls;
                     }
+                    let command = rest.split(':').next().unwrap_or(rest);
+                    *sum.by_command.entry(command.to_string()).or_default() += calls;
                 } else if let Some(v) = line
                     .strip_prefix("used_cpu_user:")
                     .or_else(|| line.strip_prefix("used_cpu_sys:"))
                 {
                     sum.cpu_us += v.parse::<f64>().map_err(|e| bad(&e))? * 1e6;
+                } else if let Some(v) = line.strip_prefix("total_net_output_bytes:") {
+                    sum.net_out_bytes += v.parse::<u64>().map_err(|e| bad(&e))?;
                 }
             }
         }
@@ -494,6 +543,14 @@ impl Stats {
     /// What the masters served since `before`, less the INFO that took `before`.
     async fn since(&mut self, before: Served) -> Result<Served, String> {
         let now = self.snapshot().await?;
+        let mut by_command = now.by_command;
+        for (command, calls) in by_command.iter_mut() {
+            *calls = calls.saturating_sub(before.by_command.get(command).copied().unwrap_or(0));
+        }
+        if let Some(info) = by_command.get_mut("info") {
+            *info = info.saturating_sub(self.conns.len() as u64);
+        }
+        by_command.retain(|_, calls| *calls > 0);
         Ok(Served {
             script_calls: now.script_calls.saturating_sub(before.script_calls),
             commands: now
@@ -501,6 +558,8 @@ impl Stats {
                 .saturating_sub(before.commands)
                 .saturating_sub(self.conns.len() as u64),
             cpu_us: now.cpu_us - before.cpu_us,
+            by_command,
+            net_out_bytes: now.net_out_bytes.saturating_sub(before.net_out_bytes),
         })
     }
 }
@@ -508,7 +567,12 @@ impl Stats {
 /// This process's CPU time (user + system, every thread) in µs, from `/proc/self/stat`
 /// (clock ticks of 1/100 s, Linux's `USER_HZ`); `None` where there is no such file.
 fn process_cpu_us() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_us_of("/proc/self/stat")
+}
+
+/// The CPU time in µs of the process whose `/proc/PID/stat` is `path`, as above.
+fn cpu_us_of(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The fields after the command name, which is in parentheses: state is field 3,
     // utime 14 and stime 15.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -546,8 +610,8 @@ fn child(o: &Options, first: usize) -> Result<(), String> {
             let full = u8::from(c.full);
             writeln!(
                 out,
-                "C {} {} {} {} {full}",
-                c.worker, c.start, c.grant, c.release
+                "C {} {} {} {} {} {full}",
+                c.worker, c.start, c.grant, c.let_go, c.release
             )?;
         }
         for e in &outcome.errors {
@@ -618,6 +682,7 @@ fn run_processes(o: &Options) -> Result<(Outcome, Served, Option<f64>), String> 
                         worker: n() as usize,
                         start: n(),
                         grant: n(),
+                        let_go: n(),
                         release: n(),
                         full: n() == 1,
                     });
@@ -899,6 +964,9 @@ fn load() -> i32 {
                 1
             }
         };
+    }
+    if !o.herd.is_empty() {
+        return herd::run(o);
     }
 
     // Throwaway servers, killed when this function returns.

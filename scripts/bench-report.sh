@@ -16,7 +16,15 @@
 # (--local-observer: both sides count holders in-process), BENCH_PEER_ROUNDS rounds
 # (default 3, the order flipped each round), unpinned; the report gives the median over
 # the rounds. Without node and npm, or if `npm ci` fails, the report says so and the script
-# exits 1 after the rest. The whole run takes about 4 minutes on 2 cores once built.
+# exits 1 after the rest.
+#
+# The herd: examples/load.rs --herd, a crowd of waiter lines (BENCH_HERD_CELLS, default
+# 4x4,200x1,10x100,20x500: N processes x H handles) on 4 permits with 20 ms holds,
+# BENCH_HERD_SECS (default 10) measured per cell after 3 s settling, ours and the npm peer
+# taking turns on one server of its own; load.rs writes the table (target/bench-report/
+# herd.md) and the JSON. `ulimit -n` is raised to the hard limit for its 10,000
+# connections; a cell the limit cannot hold is skipped, and the table says why.
+# The whole run takes about 7 minutes on 2 cores once built.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -188,6 +196,25 @@ npm_run() { if [ -z "$peer_error" ]; then peer_run npm "$@"; fi; }
   done
   stop_throwaway_redis
 }
+# --- herd: a crowd of waiter lines, ours and npm's -------------------------------------
+herd_cells=${BENCH_HERD_CELLS:-4x4,200x1,10x100,20x500}
+herd_secs=${BENCH_HERD_SECS:-10}
+herd_peer=()
+[ -n "$peer_error" ] || herd_peer=(--peer "node $peer/peer.mjs")
+say "herd: $herd_cells (processes x handles), 4 permits, 20 ms holds, ${herd_secs} s each"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+rm -f "$out/herd.md"
+rc=0
+herd_json=$(timeout 900 "$load" --herd "$herd_cells" --permits 4 --hold-ms 20 \
+  --secs "$herd_secs" --settle-secs 3 "${herd_peer[@]}" --markdown "$out/herd.md" --json \
+  2>>"$log") || rc=$?
+if [ "$rc" -ne 0 ] || [ "${herd_json:0:1}" != "{" ]; then
+  say "herd FAILED (exit $rc; log: $log)"
+  failed=1
+  [ "${herd_json:0:1}" = "{" ] || herd_json=null
+fi
+herd_section=$(cat "$out/herd.md" 2>/dev/null || echo "**The herd did not run** (exit $rc; see $log).")
+
 # 3 masters against one, 10,000 permits against 3: one process, its own servers, unpinned.
 say "uncontended scaling: 3 masters, 10,000 permits (unpinned)"
 rc=0
@@ -565,6 +592,10 @@ $rows
 ## Against npm redis-semaphore (same server, same run)
 
 $peer_section
+
+## A crowd of waiters (examples/load.rs --herd, ours and npm's, same server, same run)
+
+$herd_section
 EOF
 } >"$out/report.md"
 
@@ -641,6 +672,7 @@ EOF
   echo
   echo "    }"
   echo "  },"
+  echo "  \"herd\": $herd_json,"
   echo "  \"seconds\": $elapsed"
   echo "}"
 } >"$out/results.json"

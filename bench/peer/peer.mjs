@@ -3,8 +3,11 @@
 //
 //   node peer.mjs uncontended --url redis://127.0.0.1:PORT [--cycles 3000 --warmup 300 --rounds 5 --count 100]
 //   node peer.mjs load --url redis://127.0.0.1:PORT [--workers 16 --permits 4 --hold-ms 5 --secs 3]
+//   node peer.mjs herd --url redis://127.0.0.1:PORT --name NAME [--first 0] --workers 100 --permits 4 --hold-ms 20 --secs 13
 //
-// Each prints one JSON line, with the field names of the Rust side.
+// The first two print one JSON line, with the field names of the Rust side. `herd` is run
+// by examples/load.rs --herd, which computes every figure itself: it speaks load.rs's
+// child protocol (below).
 //
 // The library is used as its README shows and a user would: `new Semaphore(client, key,
 // limit)` per use (a fresh identifier each time), `await sem.acquire()` (here
@@ -23,6 +26,14 @@
 // release for --secs. Holders are counted in and out in-process (every worker is in this
 // process, so a plain counter sees every holder); more than --permits at once exits 3.
 // With no hold, a holder yields one turn of the event loop between counting in and out.
+//
+// herd: W lines numbered from --first (load.rs starts several of these processes on one
+// semaphore), each its own ioredis connection (connected 100 at a time), looping acquire,
+// hold, release for --secs, as in `load`. It prints READY once
+// connected (and one warm-up cycle done), starts on GO from stdin, and prints after the
+// run, with times in µs since the epoch: `C line start grant let_go release 0` per cycle
+// (let_go: when release was called), `E error` per error, `SPAN began ended`, `DONE`.
+// The parent reads the server's counters itself.
 //
 // Both count, on a connection of their own, INFO commandstats (every `calls=`, which
 // includes the commands scripts run) and INFO cpu (used_cpu_user + used_cpu_sys) before
@@ -51,6 +62,7 @@ function parseArgs(argv) {
     permits: 4,
     holdMs: 5,
     secs: 3,
+    first: 0,
   };
   const nums = {
     '--cycles': 'cycles',
@@ -61,6 +73,7 @@ function parseArgs(argv) {
     '--permits': 'permits',
     '--hold-ms': 'holdMs',
     '--secs': 'secs',
+    '--first': 'first',
   };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
@@ -74,7 +87,8 @@ function parseArgs(argv) {
       o[nums[a]] = n;
     } else throw new Error(`unknown argument ${a}`);
   }
-  if (!['uncontended', 'load'].includes(o.mode)) throw new Error('mode: uncontended or load');
+  if (!['uncontended', 'load', 'herd'].includes(o.mode))
+    throw new Error('mode: uncontended, load or herd');
   if (!o.url) throw new Error('--url is required');
   if (o.workers < 1 || o.permits < 1 || o.cycles < 1 || o.rounds < 1 || o.secs <= 0)
     throw new Error('--workers, --permits, --cycles, --rounds must be at least 1, --secs above 0');
@@ -285,6 +299,74 @@ async function load(o) {
   return { out, code: errors.length ? 1 : 0 };
 }
 
+// Microseconds since the epoch, the clock load.rs's processes use.
+const epochUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+
+// One line of stdin (null when it closes first).
+function readLine() {
+  return new Promise((resolve) => {
+    let buf = '';
+    const onData = (d) => {
+      buf += d;
+      const i = buf.indexOf('\n');
+      if (i >= 0) done(buf.slice(0, i).trim());
+    };
+    const onEnd = () => done(null);
+    const done = (v) => {
+      process.stdin.off('data', onData).off('end', onEnd);
+      process.stdin.pause();
+      resolve(v);
+    };
+    process.stdin.setEncoding('utf8').on('data', onData).on('end', onEnd);
+  });
+}
+
+async function herd(o) {
+  const clients = [];
+  for (let i = 0; i < o.workers; i += 100) {
+    const batch = [];
+    for (let j = i; j < Math.min(i + 100, o.workers); j++) batch.push(connect(o.url));
+    clients.push(...(await Promise.all(batch)));
+  }
+  const key = `${o.name}:herd`;
+  const warm = new Semaphore(clients[0], key, o.permits);
+  await warm.acquire();
+  await warm.release();
+  process.stdout.write('READY\n');
+  const go = await readLine();
+  if (go !== 'GO') throw new Error(`expected GO from the parent, got ${go}`);
+
+  const errors = [];
+  const began = epochUs();
+  const stop = Date.now() + o.secs * 1000;
+  const worker = async (index) => {
+    const cycles = [];
+    try {
+      for (let left = stop - Date.now(); left > 0; left = stop - Date.now()) {
+        const start = epochUs();
+        const sem = new Semaphore(clients[index], key, o.permits, { acquireTimeout: left });
+        if (!(await sem.tryAcquire())) break;
+        const grant = epochUs();
+        if (o.holdMs > 0) await sleep(o.holdMs);
+        const letGo = epochUs();
+        await sem.release();
+        cycles.push(`C ${o.first + index} ${start} ${grant} ${letGo} ${epochUs()} 0`);
+      }
+    } catch (e) {
+      errors.push(`line ${o.first + index}: ${e && e.message ? e.message : e}`);
+    }
+    return cycles;
+  };
+  const perLine = await Promise.all(clients.map((_, i) => worker(i)));
+  const ended = epochUs();
+  for (const c of clients) c.disconnect();
+  const out = perLine.flat();
+  for (const e of errors) out.push(`E ${e.replace(/\n/g, ' ')}`);
+  out.push(`SPAN ${began} ${ended}`, 'DONE', '');
+  await new Promise((resolve) => process.stdout.write(out.join('\n'), resolve));
+  return 0;
+}
+
 async function main() {
   let o;
   try {
@@ -293,6 +375,7 @@ async function main() {
     console.error(`peer: ${e.message}`);
     return 2;
   }
+  if (o.mode === 'herd') return herd(o);
   const { out, code } = o.mode === 'uncontended' ? await uncontended(o) : await load(o);
   console.log(JSON.stringify(out));
   return code;
