@@ -21,7 +21,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::sentinel::Service;
 
@@ -77,9 +77,20 @@ enum Command {
 
 /// A channel's local listeners, by waiter line; the line `""` hears every message (the
 /// waiters of an unfair handle, which are in no queue).
-#[derive(Default)]
 struct Entry {
     lines: HashMap<String, (broadcast::Sender<Wake>, usize)>,
+    /// Whether the server confirmed the subscription (None: not yet). The lines of a
+    /// process share their channel, so only the first to listen subscribes.
+    subscribed: watch::Sender<Option<bool>>,
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Entry {
+            lines: HashMap::new(),
+            subscribed: watch::channel(None).0,
+        }
+    }
 }
 
 impl Entry {
@@ -212,7 +223,7 @@ impl Subscriber {
     /// returns once the server has confirmed the subscription, so that nothing published
     /// after this returns is missed.
     pub(crate) async fn subscribe(self: &Arc<Self>, channel: &str, line: &str) -> Option<Listener> {
-        let sender = {
+        let (sender, mut subscribed) = {
             let mut channels = lock(&self.channels);
             let entry = channels.entry(channel.to_string()).or_default();
             let (sender, users) = entry
@@ -220,7 +231,7 @@ impl Subscriber {
                 .entry(line.to_string())
                 .or_insert_with(|| (broadcast::channel(BACKLOG).0, 0));
             *users += 1;
-            sender.clone()
+            (sender.clone(), entry.subscribed.subscribe())
         };
         let listener = Listener {
             subscriber: Arc::clone(self),
@@ -228,14 +239,22 @@ impl Subscriber {
             line: line.to_string(),
             sender,
         };
+        if *subscribed.borrow_and_update() == Some(true) {
+            // Another line of this process listens on the channel already.
+            return Some(listener);
+        }
         let (ack, confirmed) = oneshot::channel();
         self.commands
             .send(Command::Subscribe(channel.to_string(), ack))
             .ok()?;
-        match tokio::time::timeout(self.timeout, confirmed).await {
-            Ok(Ok(Ok(()))) => Some(listener),
-            _ => None,
+        let ok = matches!(
+            tokio::time::timeout(self.timeout, confirmed).await,
+            Ok(Ok(Ok(())))
+        );
+        if let Some(entry) = lock(&self.channels).get(channel) {
+            entry.subscribed.send_replace(Some(ok));
         }
+        ok.then_some(listener)
     }
 }
 
@@ -375,6 +394,7 @@ async fn run(
         }
         // Whatever was published while the connection was down is lost: everyone tries.
         for entry in lock(&channels).values() {
+            entry.subscribed.send_replace(Some(true));
             entry.dispatch("");
         }
         loop {
@@ -407,6 +427,11 @@ async fn run(
                     }
                 },
             }
+        }
+        // Down: a line that starts to listen now subscribes (and fails) rather than count on
+        // a subscription that is gone.
+        for entry in lock(&channels).values() {
+            entry.subscribed.send_replace(None);
         }
     }
 }

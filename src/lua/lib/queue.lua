@@ -82,14 +82,18 @@ local function line_channel(line)
 end
 
 -- Takes `lines` off the queue, with their places; the mark too, when nobody is left.
-local function leave(lines)
+-- `empty`: whether that leaves the queue empty, when the caller knows (else it is read).
+local function leave(lines, empty)
   local fields = {}
   for i, line in ipairs(lines) do
     fields[i] = 'w:' .. line
   end
   chunked('ZREM', QUEUE, lines)
   delete_fields(fields)
-  if redis.call('ZCARD', QUEUE) <= 1 then
+  if empty == nil then
+    empty = redis.call('ZCARD', QUEUE) <= 1
+  end
+  if empty then
     waiting = 0
     redis.call('HSET', HOLDS, 'waiting', 0)
   end
@@ -158,20 +162,27 @@ local function serve(now, conf, free, asking, naming)
     message[#message + 1] = entry
     served = true
   end
-  local first, scanned = 1, 0
+  -- The lines in the queue, once a read reached its end: one line more than needed is
+  -- read, so the script knows whether it empties the queue without asking.
+  local first, scanned, total = 1, 0, nil
   while free > 0 and scanned < 100 do
     -- At most 100 lines a script (and so a bounded HMGET below).
-    local lines = read('zset', 'ZRANGE', QUEUE, first, first + math.min(free, 100 - scanned) - 1)
+    local want = math.min(free, 100 - scanned)
+    local lines = read('zset', 'ZRANGE', QUEUE, first, first + want)
+    if #lines <= want then
+      total = first - 1 + #lines
+    end
     if #lines == 0 then
       break
     end
-    first = first + #lines
+    first = first + want
     local fields = {}
-    for i, line in ipairs(lines) do
-      fields[i] = 'w:' .. line
+    for i = 1, math.min(#lines, want) do
+      fields[i] = 'w:' .. lines[i]
     end
     local places = redis.call('HMGET', HOLDS, unpack(fields))
-    for i, line in ipairs(lines) do
+    for i, line in ipairs(fields) do
+      line = string.sub(line, 3)
       scanned = scanned + 1
       local expiry, joined, id, k, lease = parse_place(places[i])
       if not expiry or expiry < now or not listening(line, joined) then
@@ -201,7 +212,7 @@ local function serve(now, conf, free, asking, naming)
     redis.call('HSET', HOLDS, unpack(named))
   end
   if #leaving > 0 then
-    leave(leaving)
+    leave(leaving, total and total == #leaving)
   end
   return messages, served, granted
 end
