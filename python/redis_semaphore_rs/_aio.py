@@ -135,7 +135,7 @@ class AIOPermit:
         await self.release()
 
     def __reduce__(self) -> NoReturn:
-        raise no_pickle("AIOPermit")
+        raise no_pickle("an AIOPermit")
 
     def __repr__(self) -> str:
         return (

@@ -227,7 +227,7 @@ def restore(cls: type[T], args: dict[str, Any]) -> T:
 
 def no_pickle(what: str) -> TypeError:
     return TypeError(
-        f"a {what} cannot be pickled: it is a lease that this process renews and releases; "
+        f"{what} cannot be pickled: it is a lease that this process renews and releases; "
         "pass the semaphore instead (it pickles as its configuration and reconnects) and "
         "acquire in the other process"
     )

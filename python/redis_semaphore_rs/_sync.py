@@ -98,7 +98,7 @@ class Permit:
         self.release()
 
     def __reduce__(self) -> NoReturn:
-        raise no_pickle("Permit")
+        raise no_pickle("a Permit")
 
     def __repr__(self) -> str:
         return (

@@ -249,7 +249,9 @@ fn native_error(py: Python<'_>, error: Error) -> PyErr {
 /// Seconds as a Python user writes them: `3.0`, `0.25`, `0.001`.
 fn secs(d: Duration) -> String {
     let s = d.as_secs_f64();
-    if s >= 10.0 {
+    if s > 0.0 && s < 0.001 {
+        format!("{s:e}")
+    } else if s >= 10.0 {
         format!("{s:.1}")
     } else {
         let mut text = format!("{s:.3}");
@@ -270,11 +272,67 @@ fn python_message(error: &Error) -> String {
             secs(*lasted),
             python_message(error)
         ),
-        Error::InvalidArgument(why) => why
-            .replace(".bounded(false)", "bounded=False")
-            .replace("AsyncSemaphore::open", "Semaphore.open"),
-        other => other.to_string(),
+        other => python_text(&other.to_string()),
     }
+}
+
+/// The library's words for Rust callers, said for Python ones: the builder's methods as
+/// keyword arguments, and durations as Rust's `Debug` writes them (`200ms`, `3.001026684s`)
+/// as seconds (`0.2 seconds`).
+fn python_text(text: &str) -> String {
+    let text = text
+        .replace("Builder::request_timeout", "request_timeout=")
+        .replace("Builder::outage_timeout", "outage_timeout=")
+        .replace("Builder::lease", "lease=")
+        .replace(".bounded(false)", "bounded=False")
+        .replace(".bounded(true)", "bounded=True")
+        .replace("AsyncSemaphore::open", "Semaphore.open");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some((at, duration, len)) = next_duration(rest) {
+        out.push_str(&rest[..at]);
+        out.push_str(&secs(duration));
+        out.push_str(" seconds");
+        rest = &rest[at + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The first duration written as Rust's `Debug` does (a number, then `ns`, `µs`, `ms` or
+/// `s`, as a word of its own) in `text`: its byte offset, its value and its length.
+fn next_duration(text: &str) -> Option<(usize, Duration, usize)> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_word = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.');
+        if !(starts_word && bytes[i].is_ascii_digit()) {
+            i += 1;
+            continue;
+        }
+        let mut end = i;
+        while end < bytes.len() && (bytes[end].is_ascii_digit() || bytes[end] == b'.') {
+            end += 1;
+        }
+        let number: Option<f64> = text[i..end].parse().ok();
+        let unit = ["ns", "µs", "ms", "s"]
+            .into_iter()
+            .find(|unit| text[end..].starts_with(unit));
+        if let (Some(number), Some(unit)) = (number, unit) {
+            let after = end + unit.len();
+            if bytes.get(after).is_none_or(|b| !b.is_ascii_alphanumeric()) {
+                let scale = match unit {
+                    "ns" => 1e-9,
+                    "µs" => 1e-6,
+                    "ms" => 1e-3,
+                    _ => 1.0,
+                };
+                return Some((i, Duration::from_secs_f64(number * scale), after - i));
+            }
+        }
+        i = end.max(i + 1);
+    }
+    None
 }
 
 /// An operation running on the runtime. Wait for it with [`wait`](Pending::wait), or give
@@ -607,7 +665,7 @@ impl NativeSemaphore {
         self.sem.last_error().map(|e| {
             // An `Error::Redis` names its master itself: say the address once.
             let error = match &e.error {
-                Error::Redis { source, .. } => source.to_string(),
+                Error::Redis { source, .. } => python_text(&source.to_string()),
                 other => python_message(other),
             };
             let failures = match e.failures {
