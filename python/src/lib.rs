@@ -9,10 +9,10 @@
 //! Cancelling the task drops the library's future, which is cancel safe: whatever an
 //! acquire may have been granted is released in the background. Releases are the
 //! exception: once begun they run to their end whoever stops waiting for them
-//! ([`Finish::RunsToEnd`]).
+//! (`Finish::RunsToEnd`).
 //!
 //! The runtime's threads call into Python (asyncio callbacks, `on_lost`) only through
-//! [`call_python`], a gate that [`shutdown`] closes at interpreter exit (from an `atexit`
+//! `call_python`, a gate that `shutdown` closes at interpreter exit (from an `atexit`
 //! hook, before the interpreter starts finalizing): a thread that took the GIL while the
 //! interpreter finalizes aborts the process (`PyGILState_Release ... finalizing`).
 //!
@@ -50,8 +50,10 @@ struct Census {
     zero: Condvar,
 }
 
-#[derive(Default)]
 struct CensusState {
+    /// The process counted: a child made by `fork()` starts afresh (the parent's threads,
+    /// and so what they counted, are not in it).
+    pid: u32,
     /// Once set, [`Census::enter`] refuses: the interpreter is exiting.
     closed: bool,
     count: usize,
@@ -61,6 +63,7 @@ impl Census {
     const fn new() -> Self {
         Census {
             state: Mutex::new(CensusState {
+                pid: 0,
                 closed: false,
                 count: 0,
             }),
@@ -69,7 +72,16 @@ impl Census {
     }
 
     fn lock(&self) -> MutexGuard<'_, CensusState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = std::process::id();
+        if state.pid != pid {
+            *state = CensusState {
+                pid,
+                closed: false,
+                count: 0,
+            };
+        }
+        state
     }
 
     /// Counts one in, unless closed; the returned guard counts it out when dropped.
@@ -116,7 +128,7 @@ struct CensusGuard(&'static Census);
 impl Drop for CensusGuard {
     fn drop(&mut self) {
         let mut state = self.0.lock();
-        state.count -= 1;
+        state.count = state.count.saturating_sub(1);
         if state.count == 0 {
             self.0.zero.notify_all();
         }
@@ -140,17 +152,15 @@ fn call_python(f: impl FnOnce(Python<'_>)) {
 }
 
 /// Called at interpreter exit, before it finalizes: no runtime thread calls into Python
-/// from now on (those inside a call finish it first), and releases in progress get up to
-/// `timeout` seconds to end. Returns whether they all did.
+/// from now on (those inside a call finish it first: each only hands an outcome to an event
+/// loop or sets an event), and releases in progress get up to `timeout` seconds to end.
+/// Returns whether all of them did.
 #[pyfunction]
 fn shutdown(py: Python<'_>, timeout: f64) -> bool {
     PYTHON_CALLS.close();
     let deadline = Instant::now() + Duration::try_from_secs_f64(timeout).unwrap_or_default();
     // The GIL released: a runtime thread inside a call may be waiting for it.
-    py.detach(|| {
-        PYTHON_CALLS.wait_zero(Instant::now() + Duration::from_secs(3600))
-            && FINISHING.wait_zero(deadline)
-    })
+    py.detach(|| PYTHON_CALLS.wait_zero(deadline) && FINISHING.wait_zero(deadline))
 }
 
 /// The runtime of this process, made on first use. A child made by `fork()` inherits the
