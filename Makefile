@@ -1,4 +1,4 @@
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench wheel
 
 demo:
 	scripts/demo.sh
@@ -6,9 +6,15 @@ demo:
 test:
 	scripts/test.sh
 
+# The Python package's wheel: one abi3 wheel (CPython 3.9+) for manylinux2014 (glibc 2.17)
+# in target/wheels/, linked through zig (the ziglang package from PyPI), no Docker; checked
+# with auditwheel. `make test` installs it into CPython 3.9 and 3.13 (pyenv).
+wheel:
+	scripts/build-wheel.sh
+
 # The library, the redsem crate and the Python package's crate (workspace members), with
 # every feature and with none (not even the default `tracing`); ruff and mypy on the
-# Python package (installed into target/py-venv by scripts/test-python.sh).
+# Python package (installed into target/py-venv by scripts/test-python.sh --lint).
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --features cluster,tls,tracing -- -D warnings

@@ -72,7 +72,8 @@ soak "soak, 20 s, a Sentinel group, failovers, replicas(2) ($(server_name "$redi
 run "library without features (against $(server_name "$redis_bin"))" \
   "$redis_bin" -p redis-semaphore --lib
 
-# The Python package (python/): pip install ./python, then pytest against Redis and Valkey.
+# The Python package (python/): its wheel (make wheel), installed into CPython 3.9 and 3.13,
+# then pytest against Redis and Valkey on each.
 echo
 echo "== python package (scripts/test-python.sh) =="
 if ! scripts/test-python.sh; then

@@ -3,7 +3,8 @@
 The Rust library redis-semaphore underneath: leases on the master's clock renewed in the
 background (a crashed holder's permit comes back within one lease), fencing tokens,
 several masters (Redlock per permit slot), fair waiting. Rust and Python processes can
-share one semaphore.
+share one semaphore. Every name pottery-semaphore exports is here, with its behaviour
+(the async counter and queue in :mod:`redis_semaphore_rs.aioprimitives`).
 
 >>> from redis_semaphore_rs import Semaphore
 >>> sem = Semaphore(value=3, key="reports", masters={"redis://127.0.0.1:6379"})  # doctest: +SKIP
@@ -11,6 +12,7 @@ share one semaphore.
 ...     pass
 """
 
+from . import _native
 from ._aio import AIOPermit, AIOSemaphore
 from ._common import HeldOn, Holder
 from ._errors import (
@@ -24,9 +26,14 @@ from ._errors import (
     WrongTypeError,
 )
 from ._sync import Permit, Semaphore
+from .aioprimitives import AIORedisCounter, AIORedisSimpleQueue, QueueEmpty
+
+__version__: str = _native.VERSION
 
 __all__ = [
     "AIOPermit",
+    "AIORedisCounter",
+    "AIORedisSimpleQueue",
     "AIOSemaphore",
     "BoundedSemaphoreError",
     "ConfigMismatchError",
@@ -36,6 +43,7 @@ __all__ = [
     "OutageError",
     "Permit",
     "PermitLostError",
+    "QueueEmpty",
     "Semaphore",
     "SemaphoreError",
     "SemaphoreNotFoundError",

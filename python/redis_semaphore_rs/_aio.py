@@ -2,7 +2,9 @@
 
 Each operation runs on the extension's own runtime and reports to the event loop with
 ``call_soon_threadsafe``. Cancelling the awaiting task cancels the operation, which leaks
-nothing: a grant it may have had is released in the background.
+nothing: a grant it may have had is released in the background, and one that reached the
+task just as it was cancelled is released at once. A release is never cancelled: once
+begun it runs to its end, the task cancelled or not.
 """
 
 from __future__ import annotations
@@ -10,19 +12,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 from . import _native
 from ._common import (
     Holder,
     ProcessCheck,
+    bounded_error,
     build_args,
+    closed_mismatch,
+    closed_release,
     count,
     holders_from,
+    is_closed,
+    never_ends,
+    no_pickle,
+    restore,
+    shown_value,
     track,
     wait_limit,
 )
-from ._errors import translate
+from ._errors import BoundedSemaphoreError, SemaphoreError, SemaphoreNotFoundError, translate
 from ._sync import Master
 
 
@@ -54,7 +64,11 @@ async def _run(start: Callable[[_native.Callback], _native.Pending]) -> Any:
     try:
         return await future
     except asyncio.CancelledError:
-        pending.cancel()
+        # The outcome may have reached the future already (set just before the task was
+        # cancelled, it is not delivered): nobody will take it, so let it go now.
+        if future.done() and not future.cancelled() and future.exception() is None:
+            _discard(future.result())
+        pending.cancel()  # a release goes on regardless
         raise
 
 
@@ -105,7 +119,8 @@ class AIOPermit:
 
     async def release(self) -> None:
         """Releases the permit and waits for the masters (:class:`PermitLostError` if the
-        lease had passed first). Releasing twice does nothing."""
+        lease had passed first). Releasing twice does nothing. Cancelling the task does not
+        stop a release once begun: it ends in the background."""
         await _run(lambda done: self._native.release(callback=done))
 
     async def __aenter__(self) -> AIOPermit:
@@ -119,6 +134,9 @@ class AIOPermit:
     ) -> None:
         await self.release()
 
+    def __reduce__(self) -> NoReturn:
+        raise no_pickle("an AIOPermit")
+
     def __repr__(self) -> str:
         return (
             f"<AIOPermit slots={list(self.slots)} fencing_token={self.fencing_token} "
@@ -127,7 +145,8 @@ class AIOPermit:
 
 
 class AIOSemaphore:
-    """The asyncio twin of :class:`Semaphore`, with the same parameters.
+    """The asyncio twin of :class:`Semaphore`, with the same parameters (``value=0``
+    included) and the same pickling.
 
     Nothing is sent until the first coroutine is awaited (the handle is built then, in
     the running loop), as in pottery-semaphore; the arguments are checked at once.
@@ -146,37 +165,97 @@ class AIOSemaphore:
         request_timeout: float | None = None,
         outage_timeout: float | None = _native.DEFAULT_OUTAGE_TIMEOUT,
     ) -> None:
-        self._args = build_args(
-            value=value,
-            key=key,
-            masters=masters,
-            bounded=bounded,
-            raise_on_redis_errors=raise_on_redis_errors,
-            lease=lease,
-            fair=fair,
-            request_timeout=request_timeout,
-            outage_timeout=outage_timeout,
+        self._setup(
+            build_args(
+                value=value,
+                key=key,
+                masters=masters,
+                bounded=bounded,
+                raise_on_redis_errors=raise_on_redis_errors,
+                lease=lease,
+                fair=fair,
+                request_timeout=request_timeout,
+                outage_timeout=outage_timeout,
+            )
         )
+
+    @classmethod
+    def open(
+        cls,
+        key: str,
+        *,
+        masters: Iterable[Master] = frozenset(),
+        raise_on_redis_errors: bool = False,
+        lease: float = _native.DEFAULT_LEASE,
+        fair: bool = True,
+        request_timeout: float | None = None,
+        outage_timeout: float | None = _native.DEFAULT_OUTAGE_TIMEOUT,
+    ) -> AIOSemaphore:
+        """A handle on an existing semaphore with its stored configuration (see
+        :meth:`Semaphore.open`); :class:`SemaphoreNotFoundError` at the first await if there
+        is none."""
+        handle = cls.__new__(cls)
+        handle._setup(
+            build_args(
+                value=0,
+                key=key,
+                masters=masters,
+                bounded=True,
+                raise_on_redis_errors=raise_on_redis_errors,
+                lease=lease,
+                fair=fair,
+                request_timeout=request_timeout,
+                outage_timeout=outage_timeout,
+                open=True,
+            )
+        )
+        return handle
+
+    def _setup(self, args: dict[str, Any]) -> None:
+        self._args = args
         self._process = ProcessCheck()
         self._native: _native.NativeSemaphore | None = None
+        self._built = False
         self._building: asyncio.Future[Any] | None = None
+        self._last_value: int | None = None
 
-    async def _sem(self) -> _native.NativeSemaphore:
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = dict(self._args)
+        if self._native is not None and not args["open"]:
+            args["permits"] = self._native.initial_value  # after set_permits
+        return (restore, (type(self), args))
+
+    async def _build(self) -> _native.NativeSemaphore | None:
+        args = self._args
+        if is_closed(args):
+            try:
+                taken = await _run(
+                    lambda done: _native.build(**{**args, "open": True}, callback=done)
+                )
+            except SemaphoreNotFoundError:
+                return None
+            raise closed_mismatch(taken)
+        native: _native.NativeSemaphore = await _run(
+            lambda done: _native.build(**args, callback=done)
+        )
+        return native
+
+    async def _sem(self) -> _native.NativeSemaphore | None:
+        """The native handle, built on first use; None for a closed semaphore (value 0,
+        bounded)."""
         self._process.check()
-        if self._native is not None:
+        if self._built:
             return self._native
         if self._building is None or (
             self._building.done()
             and (self._building.cancelled() or self._building.exception() is not None)
         ):
-            args = self._args
-            self._building = asyncio.ensure_future(
-                _run(lambda done: _native.build(**args, callback=done))
-            )
-        native: _native.NativeSemaphore = await asyncio.shield(self._building)
-        if self._native is None:
-            self._native = native
-            track(native)
+            self._building = asyncio.ensure_future(self._build())
+        native: _native.NativeSemaphore | None = await asyncio.shield(self._building)
+        if not self._built:
+            self._native, self._built = native, True
+            if native is not None:
+                track(native)
         return self._native
 
     # pottery-semaphore's API
@@ -186,6 +265,13 @@ class AIOSemaphore:
         :meth:`Semaphore.acquire`. Cancelling the task leaks nothing."""
         limit = wait_limit(blocking, timeout)
         sem = await self._sem()
+        if sem is None:
+            if not blocking:
+                return False
+            if limit is None:
+                raise never_ends(1)
+            await asyncio.sleep(limit)
+            return False
         permit: _native.NativePermit | None = await _run(
             lambda done: sem.acquire(1, wait=bool(blocking), timeout=limit, callback=done)
         )
@@ -195,10 +281,20 @@ class AIOSemaphore:
         return True
 
     async def release(self, n: int = 1) -> None:
-        """Releases ``n`` permits this handle holds; see :meth:`Semaphore.release`."""
+        """Releases ``n`` permits this handle holds; see :meth:`Semaphore.release`. Once
+        begun it runs to its end, even if the task is cancelled meanwhile."""
         n = count("n", n, 1)
         sem = await self._sem()
-        await _run(lambda done: sem.release(n, callback=done))
+        if sem is None:
+            raise closed_release(self.key, n)
+        try:
+            await _run(lambda done: sem.release(n, callback=done))
+        except BoundedSemaphoreError as error:
+            try:
+                current: int | None = await self.get_value()
+            except SemaphoreError:
+                current = None
+            raise bounded_error(error, self.key, current, sem.initial_value) from None
 
     async def locked(self) -> bool:
         """True when no permit is available now."""
@@ -207,12 +303,17 @@ class AIOSemaphore:
     async def get_value(self) -> int:
         """Permits available now."""
         sem = await self._sem()
-        result: int = await _run(lambda done: sem.value(callback=done))
+        if sem is None:
+            result = 0
+        else:
+            result = await _run(lambda done: sem.value(callback=done))
+        self._last_value = result
         return result
 
     async def get_initial_value(self) -> int:
         """The semaphore's permit count."""
-        return (await self._sem()).initial_value
+        sem = await self._sem()
+        return 0 if sem is None else sem.initial_value
 
     async def __aenter__(self) -> AIOSemaphore:
         await self.acquire()
@@ -234,6 +335,8 @@ class AIOSemaphore:
         k = count("k", k, 1)
         limit = wait_limit(True, timeout)
         sem = await self._sem()
+        if sem is None:
+            raise never_ends(k)
         native = await _run(lambda done: sem.acquire(k, wait=True, timeout=limit, callback=done))
         return None if native is None else AIOPermit(native)
 
@@ -245,22 +348,52 @@ class AIOSemaphore:
         """Takes ``k`` permits if they are free now; never waits."""
         k = count("k", k, 1)
         sem = await self._sem()
+        if sem is None:
+            raise never_ends(k)
         native = await _run(lambda done: sem.acquire(k, wait=False, callback=done))
         return None if native is None else AIOPermit(native)
+
+    # beyond pottery: operators' calls
 
     async def holders(self) -> list[Holder]:
         """Who holds the semaphore now, lowest slot first."""
         sem = await self._sem()
+        if sem is None:
+            return []
         return holders_from(await _run(lambda done: sem.holders(callback=done)))
+
+    async def set_permits(self, n: int) -> None:
+        """Changes the stored permit count for every handle; see
+        :meth:`Semaphore.set_permits`."""
+        n = count("n", n, 1)
+        sem = await self._sem()
+        if sem is None:
+            raise SemaphoreError(
+                "a semaphore of value 0 (bounded) is closed for good and not stored: make a "
+                f"handle with AIOSemaphore(value={n}, ...) instead"
+            )
+        await _run(lambda done: sem.set_permits(n, callback=done))
+
+    async def release_holder(self, id: str) -> int:
+        """Releases the permit ``id``, whoever holds it; see
+        :meth:`Semaphore.release_holder`."""
+        sem = await self._sem()
+        if sem is None:
+            return 0
+        freed: int = await _run(lambda done: sem.release_holder(id, callback=done))
+        return freed
 
     async def flush(self) -> None:
         """Waits for the releases this handle started in the background."""
         sem = await self._sem()
-        await _run(lambda done: sem.flush(callback=done))
+        if sem is not None:
+            await _run(lambda done: sem.flush(callback=done))
 
     async def delete(self) -> bool:
         """Deletes the semaphore's keys on every master; whether there was one."""
         sem = await self._sem()
+        if sem is None:
+            return False
         result: bool = await _run(lambda done: sem.delete(callback=done))
         return result
 
@@ -275,4 +408,12 @@ class AIOSemaphore:
         return name
 
     def __repr__(self) -> str:
-        return f"<AIOSemaphore key={self.key!r} bounded={self._args['bounded']}>"
+        """``<AIOSemaphore key='x' value=2/3 (as last read) bounded=True>``: a repr cannot
+        await, so the value is the last one this handle read (``get_value()``,
+        ``locked()``), ``?`` before any; the initial value is the stored count once the
+        handle is built, the asked one before."""
+        native = self._native
+        initial = native.initial_value if native is not None else self._args["permits"]
+        bounded = native.bounded if native is not None else self._args["bounded"]
+        value = shown_value(self._last_value, initial, fresh=False)
+        return f"<AIOSemaphore key={self.key!r} {value} bounded={bounded}>"

@@ -7,13 +7,19 @@ import math
 import os
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _native
-from ._errors import SemaphoreError, translate
+from ._errors import BoundedSemaphoreError, ConfigMismatchError, SemaphoreError, translate
 from ._masters import master_urls
 
 MAX_COUNT = 2**32 - 1
+
+# How long interpreter exit waits for releases in progress (each also ends within its
+# request timeout).
+EXIT_RELEASE_WAIT = 5.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,11 +57,16 @@ def holders_from(rows: list[_native.HolderRow]) -> list[Holder]:
 
 def count(what: str, n: object, least: int) -> int:
     """`n` as a count of at least `least`: a TypeError for a non-integer (bool included), a
-    ValueError out of range."""
+    ValueError out of range, in pottery-semaphore's words (`value must be non-negative`,
+    `n must be >= 1`)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"{what} must be an int, got {type(n).__name__}")
-    if n < least or n > MAX_COUNT:
-        raise ValueError(f"{what} must be between {least} and {MAX_COUNT}, got {n}")
+    if n < least:
+        if least == 0:
+            raise ValueError(f"Semaphore {what} must be non-negative, got {n}")
+        raise ValueError(f"{what} must be >= {least}, got {n}")
+    if n > MAX_COUNT:
+        raise ValueError(f"{what} must be at most {MAX_COUNT}, got {n}")
     return n
 
 
@@ -82,6 +93,26 @@ def seconds_or_none(what: str, value: float | None) -> float | None:
     return float(value)
 
 
+def _check_times(lease: float, request_timeout: float | None) -> None:
+    """The Rust library's checks of the lease and the request timeout, said with keyword
+    names and seconds."""
+    if lease < _native.MIN_LEASE:
+        raise ValueError(
+            f"lease={lease:g} is too short: the least is {_native.MIN_LEASE:g} seconds"
+        )
+    if lease > _native.MAX_LEASE:
+        raise ValueError(
+            f"lease={lease:g} is too long: the most is {_native.MAX_LEASE:g} seconds (a held "
+            "permit is renewed, so a long lease only delays the return of a crashed "
+            "holder's permits)"
+        )
+    if request_timeout is not None and not 0 < request_timeout <= lease / 2:
+        raise ValueError(
+            f"request_timeout={request_timeout:g} must be above 0 and at most half the lease "
+            f"(lease={lease:g}), or one slow request could cost a permit its lease"
+        )
+
+
 def build_args(
     *,
     value: object,
@@ -93,9 +124,13 @@ def build_args(
     fair: bool,
     request_timeout: float | None,
     outage_timeout: float | None,
+    open: bool = False,
 ) -> dict[str, Any]:
-    """The native build's arguments, every check that needs no server done."""
-    permits = count("value", value, 0)
+    """The native build's arguments, every check that needs no server done.
+
+    They are also what a handle pickles as: masters as URLs (read from redis-py clients),
+    every setting by keyword."""
+    permits = 0 if open else count("value", value, 0)
     if not isinstance(key, str):
         raise TypeError(f"key must be a str, got {type(key).__name__}")
     if not key:
@@ -103,32 +138,106 @@ def build_args(
             "key must name the semaphore (it is stored under semaphore:{key}:*); "
             "an empty key is refused, so that unrelated code never shares one by accident"
         )
-    if permits == 0 and bounded:
+    if len(key.encode()) > _native.MAX_NAME_LEN:
         raise ValueError(
-            "a bounded semaphore of value 0 could never be acquired: pass bounded=False "
-            "for one that starts locked and is opened by release()"
+            f"key is {len(key.encode())} bytes long; at most {_native.MAX_NAME_LEN} are allowed"
         )
     lease_s = seconds_or_none("lease", lease)
     if lease_s is None or math.isinf(lease_s):
         raise ValueError("lease must be a finite number of seconds")
+    request_s = seconds_or_none("request_timeout", request_timeout)
+    _check_times(lease_s, request_s)
     return {
         "name": key,
         "permits": permits,
         "masters": master_urls(masters),
-        "bounded": bool(bounded),
+        "bounded": bool(bounded) or open,
         "raise_on_redis_errors": bool(raise_on_redis_errors),
         "lease": lease_s,
         "fair": bool(fair),
-        "request_timeout": seconds_or_none("request_timeout", request_timeout),
+        "request_timeout": request_s,
         "outage_timeout": seconds_or_none("outage_timeout", outage_timeout),
-        "open": False,
+        "open": bool(open),
     }
 
 
-def wait(pending: _native.Pending) -> Any:
-    """Waits for a native operation (GIL released, Ctrl-C cancels it); public errors."""
+def is_closed(args: dict[str, Any]) -> bool:
+    """A bounded semaphore of value 0: closed for good, as ``threading.BoundedSemaphore(0)``
+    is. Nothing is stored for it (the Rust library stores no such semaphore); building one
+    only checks that no semaphore of that name exists with another configuration."""
+    return args["permits"] == 0 and args["bounded"] and not args["open"]
+
+
+def closed_mismatch(native: _native.NativeSemaphore) -> ConfigMismatchError:
+    """The error of a closed handle (value 0, bounded) whose name is taken."""
+    stored, bounded = native.initial_value, native.bounded
+    error = ConfigMismatchError(
+        f"the semaphore exists with {stored} permits (bounded={bounded}), this handle asked "
+        f"for 0 (bounded=True); pass value={stored}, bounded={bounded} to use it as it is"
+    )
+    error.stored, error.requested = stored, 0
+    error.stored_bounded, error.requested_bounded = bounded, True
+    return error
+
+
+def never_ends(k: int) -> ValueError:
+    return ValueError(
+        f"cannot acquire {k} permits of a semaphore of 0 (value=0, bounded=True: closed for "
+        "good): the wait could never end"
+    )
+
+
+def closed_release(key: str, n: int) -> BoundedSemaphoreError:
+    error = BoundedSemaphoreError(
+        f"Semaphore {key!r} released too many times: current=0, initial=0 (release of {n}, "
+        "but a semaphore of value 0 is closed for good: it holds nothing)"
+    )
+    error.held, error.requested = 0, n
+    error.key, error.current, error.initial = key, 0, 0
+    return error
+
+
+def bounded_error(
+    error: BoundedSemaphoreError, key: str, current: int | None, initial: int
+) -> BoundedSemaphoreError:
+    """pottery-semaphore's fields and words on the Rust library's refusal: ``key``,
+    ``current`` (permits available, read after the refusal; None if that read failed) and
+    ``initial``, besides ``held`` and ``requested``."""
+    error.key, error.current, error.initial = key, current, initial
+    error.args = (
+        f"Semaphore {key!r} released too many times: current={current}, initial={initial} "
+        f"(release of {error.requested}, but this handle holds {error.held})",
+    )
+    return error
+
+
+def shown_value(value: int | None, initial: int, fresh: bool) -> str:
+    """``value=2/3`` for a repr; a value not read just now says so."""
+    if value is None:
+        return f"value=?/{initial}"
+    return f"value={value}/{initial}" + ("" if fresh else " (as last read)")
+
+
+def restore(cls: type[T], args: dict[str, Any]) -> T:
+    """Unpickles a handle: a new one made from the pickled arguments (it connects anew)."""
+    handle = cls.__new__(cls)
+    handle._setup(dict(args))  # type: ignore[attr-defined]
+    return handle
+
+
+def no_pickle(what: str) -> TypeError:
+    return TypeError(
+        f"{what} cannot be pickled: it is a lease that this process renews and releases; "
+        "pass the semaphore instead (it pickles as its configuration and reconnects) and "
+        "acquire in the other process"
+    )
+
+
+def wait(pending: _native.Pending, timeout: float | None = None) -> Any:
+    """Waits for a native operation (GIL released, Ctrl-C cancels it, except a release,
+    which goes on); public errors. ``TimeoutError`` after ``timeout`` seconds, if given."""
     try:
-        return pending.wait()
+        return pending.wait(timeout)
     except _native.NativeError as error:
         raise translate(error) from None
 
@@ -157,8 +266,15 @@ def track(native: _native.NativeSemaphore) -> None:
 
 
 @atexit.register
-def _flush_at_exit() -> None:
+def _at_exit() -> None:
+    """At interpreter exit, before it finalizes: the extension's threads stop calling into
+    Python (asyncio callbacks, ``lost`` events), releases in progress get a few seconds to
+    end, and each handle's background releases are waited for."""
     pid = os.getpid()
+    try:
+        _native.shutdown(EXIT_RELEASE_WAIT)
+    except BaseException:
+        pass
     for native, owner in list(_live.items()):
         if owner != pid:
             continue

@@ -15,11 +15,17 @@ class BoundedSemaphoreError(SemaphoreError, ValueError):
     """``release(n)`` of a bounded semaphore asked for more permits than the handle holds.
 
     A ``ValueError`` too, as ``threading.BoundedSemaphore`` raises. ``held`` is what the
-    handle held, ``requested`` what was asked; nothing was released.
+    handle held, ``requested`` what was asked; nothing was released. As in
+    pottery-semaphore, ``key`` names the semaphore, ``initial`` is its permit count and
+    ``current`` the permits available (read just after the refusal; ``None`` if that read
+    failed).
     """
 
     held: int
     requested: int
+    key: str
+    current: int | None
+    initial: int
 
 
 class PermitLostError(SemaphoreError):

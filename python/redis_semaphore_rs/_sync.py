@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Union
+from typing import Any, NoReturn, Union
 
 from . import _native
 from ._common import (
     Holder,
     ProcessCheck,
+    bounded_error,
     build_args,
+    closed_mismatch,
+    closed_release,
     count,
     holders_from,
+    is_closed,
+    never_ends,
+    no_pickle,
+    restore,
+    shown_value,
     track,
     wait,
     wait_limit,
 )
+from ._errors import BoundedSemaphoreError, SemaphoreError, SemaphoreNotFoundError
 
 Master = Union[str, Any]
 
@@ -87,6 +97,9 @@ class Permit:
     ) -> None:
         self.release()
 
+    def __reduce__(self) -> NoReturn:
+        raise no_pickle("a Permit")
+
     def __repr__(self) -> str:
         return (
             f"<Permit slots={list(self.slots)} fencing_token={self.fencing_token} "
@@ -105,7 +118,13 @@ class Semaphore:
     several independent ones: each permit slot is then a Redlock mutex held on a majority).
     No masters means ``redis://localhost:6379/0``. The permit count and ``bounded`` are
     stored with the semaphore: a handle with another one gets
-    :class:`ConfigMismatchError`.
+    :class:`ConfigMismatchError` (:meth:`open` adopts what is stored).
+
+    ``value=0`` is accepted, as ``threading.BoundedSemaphore(0)`` accepts it: bounded, such a
+    semaphore is closed for good (``acquire(blocking=False)`` is False, ``locked()`` True, a
+    release is :class:`BoundedSemaphoreError`, and an ``acquire()`` without a timeout is a
+    ``ValueError``, since it could never end); nothing is stored for it. With
+    ``bounded=False`` it starts locked and releases open it, as ``threading.Semaphore(0)``.
 
     ``acquire()`` / ``release()`` pair up by count, as in pottery-semaphore (the permits
     are held by this handle); :meth:`acquire_many`, :meth:`acquire_permit` and
@@ -116,6 +135,10 @@ class Semaphore:
     default a quarter of the lease, at most 1 s) and ``outage_timeout`` (seconds a waiting
     acquire rides out masters that do not answer before :class:`OutageError`; ``None``
     waits through any outage).
+
+    A handle pickles as its configuration (masters as URLs, a redis-py client's connection
+    settings included, its password too): unpickled, say in a ``multiprocessing`` child, it
+    connects anew. The permits it holds stay with the original.
     """
 
     def __init__(
@@ -131,22 +154,74 @@ class Semaphore:
         request_timeout: float | None = None,
         outage_timeout: float | None = _native.DEFAULT_OUTAGE_TIMEOUT,
     ) -> None:
-        args = build_args(
-            value=value,
-            key=key,
-            masters=masters,
-            bounded=bounded,
-            raise_on_redis_errors=raise_on_redis_errors,
-            lease=lease,
-            fair=fair,
-            request_timeout=request_timeout,
-            outage_timeout=outage_timeout,
+        self._setup(
+            build_args(
+                value=value,
+                key=key,
+                masters=masters,
+                bounded=bounded,
+                raise_on_redis_errors=raise_on_redis_errors,
+                lease=lease,
+                fair=fair,
+                request_timeout=request_timeout,
+                outage_timeout=outage_timeout,
+            )
         )
+
+    @classmethod
+    def open(
+        cls,
+        key: str,
+        *,
+        masters: Iterable[Master] = frozenset(),
+        raise_on_redis_errors: bool = False,
+        lease: float = _native.DEFAULT_LEASE,
+        fair: bool = True,
+        request_timeout: float | None = None,
+        outage_timeout: float | None = _native.DEFAULT_OUTAGE_TIMEOUT,
+    ) -> Semaphore:
+        """A handle on an existing semaphore, with the permit count and ``bounded`` stored
+        with it: for tools and operators that do not know them.
+        :class:`SemaphoreNotFoundError` if there is none."""
+        handle = cls.__new__(cls)
+        handle._setup(
+            build_args(
+                value=0,
+                key=key,
+                masters=masters,
+                bounded=True,
+                raise_on_redis_errors=raise_on_redis_errors,
+                lease=lease,
+                fair=fair,
+                request_timeout=request_timeout,
+                outage_timeout=outage_timeout,
+                open=True,
+            )
+        )
+        return handle
+
+    def _setup(self, args: dict[str, Any]) -> None:
+        self._args = args
         self._process = ProcessCheck()
-        self._native: _native.NativeSemaphore = wait(_native.build(**args))
+        self._last_value: int | None = None
+        self._native: _native.NativeSemaphore | None = None
+        if is_closed(args):
+            try:
+                taken = wait(_native.build(**{**args, "open": True}))
+            except SemaphoreNotFoundError:
+                return
+            raise closed_mismatch(taken)
+        self._native = wait(_native.build(**args))
         track(self._native)
 
-    def _sem(self) -> _native.NativeSemaphore:
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = dict(self._args)
+        if self._native is not None and not args["open"]:
+            args["permits"] = self._native.initial_value  # after set_permits
+        return (restore, (type(self), args))
+
+    def _sem(self) -> _native.NativeSemaphore | None:
+        """The native handle; None for a closed semaphore (value 0, bounded)."""
         self._process.check()
         return self._native
 
@@ -157,8 +232,16 @@ class Semaphore:
         (``blocking``), at most ``timeout`` seconds (``-1``: no limit); returns whether it
         got one. Ctrl-C interrupts the wait; the GIL is released while waiting."""
         limit = wait_limit(blocking, timeout)
+        sem = self._sem()
+        if sem is None:
+            if not blocking:
+                return False
+            if limit is None:
+                raise never_ends(1)
+            time.sleep(limit)
+            return False
         permit: _native.NativePermit | None = wait(
-            self._sem().acquire(1, wait=bool(blocking), timeout=limit)
+            sem.acquire(1, wait=bool(blocking), timeout=limit)
         )
         if permit is None:
             return False
@@ -168,8 +251,20 @@ class Semaphore:
     def release(self, n: int = 1) -> None:
         """Releases ``n`` permits that this handle holds (oldest first). More than it holds
         is :class:`BoundedSemaphoreError` on a bounded semaphore (nothing is released);
-        on an unbounded one the excess adds permits."""
-        wait(self._sem().release(count("n", n, 1)))
+        on an unbounded one the excess adds permits. Once begun, a release runs to its end
+        even if Ctrl-C interrupts the wait for it."""
+        n = count("n", n, 1)
+        sem = self._sem()
+        if sem is None:
+            raise closed_release(self.key, n)
+        try:
+            wait(sem.release(n))
+        except BoundedSemaphoreError as error:
+            try:
+                current: int | None = wait(sem.value())
+            except SemaphoreError:
+                current = None
+            raise bounded_error(error, self.key, current, sem.initial_value) from None
 
     def locked(self) -> bool:
         """True when no permit is available now."""
@@ -178,13 +273,17 @@ class Semaphore:
     @property
     def value(self) -> int:
         """Permits available now (a snapshot)."""
-        result: int = wait(self._sem().value())
+        sem = self._sem()
+        if sem is None:
+            return 0
+        result: int = wait(sem.value())
+        self._last_value = result
         return result
 
     @property
     def initial_value(self) -> int:
         """The semaphore's permit count."""
-        return self._native.initial_value
+        return 0 if self._native is None else self._native.initial_value
 
     def __enter__(self) -> Semaphore:
         self.acquire()
@@ -204,8 +303,12 @@ class Semaphore:
         """Waits for ``k`` permits held together under one :class:`Permit` (all or none);
         ``None`` if they did not come within ``timeout`` seconds (``None``: no limit).
         More than the permit count of a bounded semaphore is a ValueError at once."""
+        k = count("k", k, 1)
         limit = wait_limit(True, timeout)
-        native = wait(self._sem().acquire(count("k", k, 1), wait=True, timeout=limit))
+        sem = self._sem()
+        if sem is None:
+            raise never_ends(k)
+        native = wait(sem.acquire(k, wait=True, timeout=limit))
         return None if native is None else Permit(native)
 
     def acquire_permit(self, timeout: float | None = None) -> Permit | None:
@@ -217,45 +320,96 @@ class Semaphore:
         """Takes ``k`` permits if they are free now; never waits. ``None`` when they are
         not (or, unless ``raise_on_redis_errors``, when the master did not answer:
         :meth:`last_error` tells the two apart)."""
-        native = wait(self._sem().acquire(count("k", k, 1), wait=False))
+        k = count("k", k, 1)
+        sem = self._sem()
+        if sem is None:
+            raise never_ends(k)
+        native = wait(sem.acquire(k, wait=False))
         return None if native is None else Permit(native)
+
+    # beyond pottery: operators' calls
 
     def holders(self) -> list[Holder]:
         """Who holds the semaphore now, lowest slot first."""
-        return holders_from(wait(self._sem().holders()))
+        sem = self._sem()
+        return [] if sem is None else holders_from(wait(sem.holders()))
+
+    def set_permits(self, n: int) -> None:
+        """Changes the stored permit count to ``n`` for every handle: handles made with the
+        old count get :class:`ConfigMismatchError` at their next call, this one takes the
+        new count. Lowering it takes no permit away: holders past the new count keep theirs
+        until they release them."""
+        n = count("n", n, 1)
+        sem = self._sem()
+        if sem is None:
+            raise SemaphoreError(
+                "a semaphore of value 0 (bounded) is closed for good and not stored: make a "
+                f"handle with Semaphore(value={n}, ...) instead"
+            )
+        wait(sem.set_permits(n))
+
+    def release_holder(self, id: str) -> int:
+        """Releases the permit ``id`` (:attr:`Holder.id`), whoever holds it: an operator's
+        fix for a holder that is stuck but still renewing. Returns the slots freed (0: no
+        such permit); the holder finds its permit lost at its next renewal."""
+        sem = self._sem()
+        if sem is None:
+            return 0
+        freed: int = wait(sem.release_holder(id))
+        return freed
 
     def flush(self) -> None:
         """Waits for the releases this handle started in the background (dropped permits,
         interrupted acquires)."""
-        wait(self._sem().flush())
+        sem = self._sem()
+        if sem is not None:
+            wait(sem.flush())
 
     def delete(self) -> bool:
-        """Deletes the semaphore's keys on every master; whether there was one."""
-        result: bool = wait(self._sem().delete())
+        """Deletes the semaphore's keys on every master (holders lose their permits at their
+        next renewal); whether there was one."""
+        sem = self._sem()
+        if sem is None:
+            return False
+        result: bool = wait(sem.delete())
         return result
 
     def last_error(self) -> str | None:
         """The latest failure of a master that has not answered since, or None."""
-        return self._native.last_error()
+        return None if self._native is None else self._native.last_error()
 
     @property
     def key(self) -> str:
         """The semaphore's name."""
-        return self._native.name
+        name: str = self._args["name"]
+        return name
 
     @property
     def lease(self) -> float:
         """The lease of every permit, in seconds."""
-        return self._native.lease
+        lease: float = self._args["lease"]
+        return lease
 
     @property
     def bounded(self) -> bool:
         """Whether releasing more than the handle holds is an error (stored with the
         semaphore)."""
-        return self._native.bounded
+        return True if self._native is None else self._native.bounded
 
     def __repr__(self) -> str:
-        return (
-            f"<Semaphore key={self.key!r} initial_value={self.initial_value} "
-            f"bounded={self.bounded}>"
-        )
+        """``<Semaphore key='x' value=2/3 bounded=True>``: the value read now, waiting at
+        most 0.25 s for it; when the masters do not answer by then, the value last read
+        (marked ``(as last read)``, or ``?`` if none was), so that it never hangs nor
+        raises."""
+        fresh = True
+        try:
+            native = self._sem()
+            self._last_value = 0 if native is None else wait(native.value(), REPR_WAIT)
+        except Exception:
+            fresh = False
+        value = shown_value(self._last_value, self.initial_value, fresh)
+        return f"<Semaphore key={self.key!r} {value} bounded={self.bounded}>"
+
+
+# How long a repr waits for the value before it shows the last one read.
+REPR_WAIT = 0.25

@@ -7,7 +7,14 @@
 //! which cancels the task), and asyncio code passes a callback that the task calls with
 //! its outcome (the Python layer hands it to its event loop with `call_soon_threadsafe`).
 //! Cancelling the task drops the library's future, which is cancel safe: whatever an
-//! acquire may have been granted is released in the background.
+//! acquire may have been granted is released in the background. Releases are the
+//! exception: once begun they run to their end whoever stops waiting for them
+//! (`Finish::RunsToEnd`).
+//!
+//! The runtime's threads call into Python (asyncio callbacks, `on_lost`) only through
+//! `call_python`, a gate that `shutdown` closes at interpreter exit (from an `atexit`
+//! hook, before the interpreter starts finalizing): a thread that took the GIL while the
+//! interpreter finalizes aborts the process (`PyGILState_Release ... finalizing`).
 //!
 //! Errors cross as `NativeError(kind, message, details)`; the Python layer turns them into
 //! its public exceptions (`SemaphoreError`, `BoundedSemaphoreError`, ...), so their
@@ -15,12 +22,12 @@
 
 use std::future::Future;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use pyo3::IntoPyObjectExt;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use redis_semaphore::{AsyncSemaphore, Error, Holder, Permit};
@@ -36,6 +43,125 @@ create_exception!(
 
 /// How often a synchronous wait wakes to look for signals (Ctrl-C).
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+
+/// A count guarded by a mutex, with a condition variable to wait for it to reach zero.
+struct Census {
+    state: Mutex<CensusState>,
+    zero: Condvar,
+}
+
+struct CensusState {
+    /// The process counted: a child made by `fork()` starts afresh (the parent's threads,
+    /// and so what they counted, are not in it).
+    pid: u32,
+    /// Once set, [`Census::enter`] refuses: the interpreter is exiting.
+    closed: bool,
+    count: usize,
+}
+
+impl Census {
+    const fn new() -> Self {
+        Census {
+            state: Mutex::new(CensusState {
+                pid: 0,
+                closed: false,
+                count: 0,
+            }),
+            zero: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CensusState> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let pid = std::process::id();
+        if state.pid != pid {
+            *state = CensusState {
+                pid,
+                closed: false,
+                count: 0,
+            };
+        }
+        state
+    }
+
+    /// Counts one in, unless closed; the returned guard counts it out when dropped.
+    fn enter(&'static self) -> Option<CensusGuard> {
+        let mut state = self.lock();
+        if state.closed {
+            return None;
+        }
+        state.count += 1;
+        Some(CensusGuard(self))
+    }
+
+    /// Counts one in even when closed (work that must finish regardless).
+    fn enter_always(&'static self) -> CensusGuard {
+        self.lock().count += 1;
+        CensusGuard(self)
+    }
+
+    /// Refuses new entries from now on.
+    fn close(&self) {
+        self.lock().closed = true;
+    }
+
+    /// Waits until the count is zero or `deadline` passes; whether it reached zero.
+    fn wait_zero(&self, deadline: Instant) -> bool {
+        let mut state = self.lock();
+        while state.count > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .zero
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
+struct CensusGuard(&'static Census);
+
+impl Drop for CensusGuard {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.count = state.count.saturating_sub(1);
+        if state.count == 0 {
+            self.0.zero.notify_all();
+        }
+    }
+}
+
+/// The runtime threads' calls into Python now in progress; closed at interpreter exit.
+static PYTHON_CALLS: Census = Census::new();
+
+/// Operations that run to their end ([`Finish::RunsToEnd`]) not finished yet.
+static FINISHING: Census = Census::new();
+
+/// Runs `f` with the GIL on a runtime thread, unless the interpreter is exiting (then `f`
+/// is dropped unrun: whatever it would have handed to Python is dropped in Rust, a permit
+/// released in the background).
+fn call_python(f: impl FnOnce(Python<'_>)) {
+    let Some(_inside) = PYTHON_CALLS.enter() else {
+        return;
+    };
+    let _ = Python::try_attach(f);
+}
+
+/// Called at interpreter exit, before it finalizes: no runtime thread calls into Python
+/// from now on (those inside a call finish it first: each only hands an outcome to an event
+/// loop or sets an event), and releases in progress get up to `timeout` seconds to end.
+/// Returns whether all of them did.
+#[pyfunction]
+fn shutdown(py: Python<'_>, timeout: f64) -> bool {
+    PYTHON_CALLS.close();
+    let deadline = Instant::now() + Duration::try_from_secs_f64(timeout).unwrap_or_default();
+    // The GIL released: a runtime thread inside a call may be waiting for it.
+    py.detach(|| PYTHON_CALLS.wait_zero(deadline) && FINISHING.wait_zero(deadline))
+}
 
 /// The runtime of this process, made on first use. A child made by `fork()` inherits the
 /// parent's runtime without its threads: it gets a runtime of its own (the parent's is
@@ -73,8 +199,8 @@ fn py_bool(b: bool) -> &'static str {
 
 /// The error as the Python layer receives it.
 fn native_error(py: Python<'_>, error: Error) -> PyErr {
-    if let Error::InvalidArgument(why) = &error {
-        return PyValueError::new_err(why.clone());
+    if let Error::InvalidArgument(_) = &error {
+        return PyValueError::new_err(python_message(&error));
     }
     let details = PyDict::new(py);
     let kind = match &error {
@@ -125,9 +251,98 @@ fn native_error(py: Python<'_>, error: Error) -> PyErr {
             py_bool(*requested_bounded),
             py_bool(*stored_bounded),
         ),
-        _ => error.to_string(),
+        _ => python_message(&error),
     };
     NativeError::new_err((kind, message, details.unbind()))
+}
+
+/// Seconds as a Python user writes them: `3.0`, `0.25`, `0.001`.
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s > 0.0 && s < 0.001 {
+        format!("{s:e}")
+    } else if s >= 10.0 {
+        format!("{s:.1}")
+    } else {
+        let mut text = format!("{s:.3}");
+        while text.ends_with('0') && !text.ends_with(".0") {
+            text.pop();
+        }
+        text
+    }
+}
+
+/// The error's message in Python's terms: seconds as numbers, keyword arguments rather than
+/// the Rust builder's methods.
+fn python_message(error: &Error) -> String {
+    match error {
+        Error::Outage { lasted, error } => format!(
+            "gave up after {} seconds without an answer from the masters (the outage \
+             timeout: outage_timeout=, None to wait through any outage); the last error: {}",
+            secs(*lasted),
+            python_message(error)
+        ),
+        other => python_text(&other.to_string()),
+    }
+}
+
+/// The library's words for Rust callers, said for Python ones: the builder's methods as
+/// keyword arguments, and durations as Rust's `Debug` writes them (`200ms`, `3.001026684s`)
+/// as seconds (`0.2 seconds`).
+fn python_text(text: &str) -> String {
+    let text = text
+        .replace("Builder::request_timeout", "request_timeout=")
+        .replace("Builder::outage_timeout", "outage_timeout=")
+        .replace("Builder::lease", "lease=")
+        .replace(".bounded(false)", "bounded=False")
+        .replace(".bounded(true)", "bounded=True")
+        .replace("AsyncSemaphore::open", "Semaphore.open");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some((at, duration, len)) = next_duration(rest) {
+        out.push_str(&rest[..at]);
+        out.push_str(&secs(duration));
+        out.push_str(" seconds");
+        rest = &rest[at + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The first duration written as Rust's `Debug` does (a number, then `ns`, `µs`, `ms` or
+/// `s`, as a word of its own) in `text`: its byte offset, its value and its length.
+fn next_duration(text: &str) -> Option<(usize, Duration, usize)> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_word = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.');
+        if !(starts_word && bytes[i].is_ascii_digit()) {
+            i += 1;
+            continue;
+        }
+        let mut end = i;
+        while end < bytes.len() && (bytes[end].is_ascii_digit() || bytes[end] == b'.') {
+            end += 1;
+        }
+        let number: Option<f64> = text[i..end].parse().ok();
+        let unit = ["ns", "µs", "ms", "s"]
+            .into_iter()
+            .find(|unit| text[end..].starts_with(unit));
+        if let (Some(number), Some(unit)) = (number, unit) {
+            let after = end + unit.len();
+            if bytes.get(after).is_none_or(|b| !b.is_ascii_alphanumeric()) {
+                let scale = match unit {
+                    "ns" => 1e-9,
+                    "µs" => 1e-6,
+                    "ms" => 1e-3,
+                    _ => 1.0,
+                };
+                return Some((i, Duration::from_secs_f64(number * scale), after - i));
+            }
+        }
+        i = end.max(i + 1);
+    }
+    None
 }
 
 /// An operation running on the runtime. Wait for it with [`wait`](Pending::wait), or give
@@ -135,14 +350,18 @@ fn native_error(py: Python<'_>, error: Error) -> PyErr {
 #[pyclass(module = "redis_semaphore_rs._native", frozen)]
 struct Pending {
     outcome: Mutex<Option<mpsc::Receiver<Result<Make, Error>>>>,
-    abort: AbortHandle,
+    /// `None` for an operation that runs to its end ([`Finish::RunsToEnd`]).
+    abort: Option<AbortHandle>,
 }
 
 #[pymethods]
 impl Pending {
     /// Waits for the outcome with the GIL released; a signal handler's exception (say
-    /// `KeyboardInterrupt`) cancels the operation and is raised.
-    fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    /// `KeyboardInterrupt`) cancels the operation and is raised. With `timeout` (seconds),
+    /// an outcome not there by then cancels the operation and raises `TimeoutError`.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
         let Some(mut outcome) = self
             .outcome
             .lock()
@@ -155,8 +374,11 @@ impl Pending {
         };
         loop {
             // The receiver goes to the GIL-free closure and back (it is not `Sync`).
+            let slice = deadline.map_or(SIGNAL_SLICE, |d| {
+                SIGNAL_SLICE.min(d.saturating_duration_since(Instant::now()))
+            });
             let (received, back) = py.detach(move || {
-                let received = outcome.recv_timeout(SIGNAL_SLICE);
+                let received = outcome.recv_timeout(slice);
                 (received, outcome)
             });
             outcome = back;
@@ -164,8 +386,12 @@ impl Pending {
                 Ok(Ok(make)) => return make(py),
                 Ok(Err(error)) => return Err(native_error(py, error)),
                 Err(RecvTimeoutError::Timeout) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        self.cancel();
+                        return Err(PyTimeoutError::new_err("no outcome in time"));
+                    }
                     if let Err(interrupted) = py.check_signals() {
-                        self.abort.abort();
+                        self.cancel();
                         return Err(interrupted);
                     }
                 }
@@ -176,10 +402,23 @@ impl Pending {
         }
     }
 
-    /// Drops the operation (cancel safe: an acquire's grant is released in the background).
+    /// Drops the operation (cancel safe: an acquire's grant is released in the background);
+    /// a release goes on to its end.
     fn cancel(&self) {
-        self.abort.abort();
+        if let Some(abort) = &self.abort {
+            abort.abort();
+        }
     }
+}
+
+/// What cancelling an operation does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// Drops it: for operations that are cancel safe and worth stopping (acquires, reads).
+    Abortable,
+    /// Nothing: it runs to its end, and interpreter exit waits for it (a while). Releases:
+    /// one abandoned before its first step would leave the permits with the handle.
+    RunsToEnd,
 }
 
 /// Starts `future` on the runtime. Its outcome goes to `callback(ok, value)` (called on a
@@ -193,9 +432,25 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, Error>> + Send + 'static,
 {
+    spawn_with(Finish::Abortable, callback, future, make)
+}
+
+/// [`spawn`], cancelled as `finish` says.
+fn spawn_with<T, F>(
+    finish: Finish,
+    callback: Option<Py<PyAny>>,
+    future: F,
+    make: impl FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+) -> Pending
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, Error>> + Send + 'static,
+{
     let (tx, rx) = mpsc::sync_channel(1);
+    let finishing = (finish == Finish::RunsToEnd).then(|| FINISHING.enter_always());
     let task = runtime().spawn(async move {
         let outcome = future.await;
+        drop(finishing);
         match callback {
             None => {
                 let made =
@@ -203,7 +458,7 @@ where
                 // A receiver dropped meanwhile drops the value (a permit is then released).
                 let _ = tx.send(made);
             }
-            Some(callback) => Python::attach(|py| {
+            Some(callback) => call_python(|py| {
                 let (ok, value) = match outcome
                     .map_err(|e| native_error(py, e))
                     .and_then(|v| make(py, v))
@@ -219,7 +474,7 @@ where
     });
     Pending {
         outcome: Mutex::new(Some(rx)),
-        abort: task.abort_handle(),
+        abort: (finish == Finish::Abortable).then(|| task.abort_handle()),
     }
 }
 
@@ -330,7 +585,30 @@ impl NativeSemaphore {
     #[pyo3(signature = (n, *, callback=None))]
     fn release(&self, n: u32, callback: Option<Py<PyAny>>) -> Pending {
         let sem = self.sem.clone();
-        spawn(callback, async move { sem.release(n).await }, none)
+        spawn_with(
+            Finish::RunsToEnd,
+            callback,
+            async move { sem.release(n).await },
+            none,
+        )
+    }
+
+    /// Changes the stored permit count to `n` for every handle; this one takes it at once.
+    #[pyo3(signature = (n, *, callback=None))]
+    fn set_permits(&self, n: u32, callback: Option<Py<PyAny>>) -> Pending {
+        let sem = self.sem.clone();
+        spawn(callback, async move { sem.set_permits(n).await }, none)
+    }
+
+    /// Releases the permit `id`, whoever holds it; the number of slots freed.
+    #[pyo3(signature = (id, *, callback=None))]
+    fn release_holder(&self, id: String, callback: Option<Py<PyAny>>) -> Pending {
+        let sem = self.sem.clone();
+        spawn(
+            callback,
+            async move { sem.release_holder(&id).await },
+            |py, freed| freed.into_py_any(py),
+        )
     }
 
     /// Permits available now.
@@ -395,10 +673,16 @@ impl NativeSemaphore {
     /// The latest failure of a master that has not answered since, as text.
     fn last_error(&self) -> Option<String> {
         self.sem.last_error().map(|e| {
-            format!(
-                "{}: {} ({} failures in a row)",
-                e.master, e.error, e.failures
-            )
+            // An `Error::Redis` names its master itself: say the address once.
+            let error = match &e.error {
+                Error::Redis { source, .. } => python_text(&source.to_string()),
+                other => python_message(other),
+            };
+            let failures = match e.failures {
+                1 => "1 failure".to_string(),
+                n => format!("{n} failures in a row"),
+            };
+            format!("{}: {error} ({failures})", e.master)
         })
     }
 }
@@ -476,7 +760,8 @@ impl NativePermit {
     #[pyo3(signature = (*, callback=None))]
     fn release(&self, callback: Option<Py<PyAny>>) -> Pending {
         let permit = self.take();
-        spawn(
+        spawn_with(
+            Finish::RunsToEnd,
             callback,
             async move {
                 match permit {
@@ -524,7 +809,7 @@ impl NativePermit {
             if !held {
                 return;
             }
-            Python::attach(|py| {
+            call_python(|py| {
                 if let Err(error) = callback.call0(py) {
                     error.write_unraisable(py, None);
                 }
@@ -541,6 +826,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeSemaphore>()?;
     m.add_class::<NativePermit>()?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
+    m.add_function(wrap_pyfunction!(shutdown, m)?)?;
+    m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
+    m.add("MIN_LEASE", redis_semaphore::MIN_LEASE.as_secs_f64())?;
+    m.add("MAX_LEASE", redis_semaphore::MAX_LEASE.as_secs_f64())?;
+    m.add("MAX_NAME_LEN", redis_semaphore::MAX_NAME_LEN)?;
     m.add(
         "DEFAULT_LEASE",
         redis_semaphore::DEFAULT_LEASE.as_secs_f64(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 
 def contend(url: str, observer_url: str, name: str, permits: int, rounds: int) -> int:
@@ -39,6 +40,15 @@ def contend(url: str, observer_url: str, name: str, permits: int, rounds: int) -
     if failures:
         raise AssertionError(failures[0])
     return done[0]
+
+
+def take_and_give_back(sem: Any) -> tuple[int, int]:
+    """Takes a permit of a handle that came pickled; its initial value and the value then."""
+    assert sem.acquire(timeout=10)
+    try:
+        return sem.initial_value, sem.value
+    finally:
+        sem.release()
 
 
 def hold_forever(url: str, name: str, lease: float) -> None:
