@@ -123,3 +123,16 @@ def test_master_urls_from_clients() -> None:
         master_url(_Client(_Pool(SentinelManagedConnection, host="h")))
     with pytest.raises(TypeError, match="cannot read"):
         master_url(_Client(object()))
+
+
+def test_acquire_many_past_the_cap_is_refused_at_once(server: Server, key: str) -> None:
+    # One call may ask for at most 1,000 permits (the Rust library's MAX_ACQUIRE_MANY): a
+    # larger ask would be one script that stalls the whole server.
+    sem = Semaphore(value=10_000, key=key, masters={server.url})
+    with pytest.raises(ValueError, match="the most is 1000"):
+        sem.acquire_many(1001)
+    with pytest.raises(ValueError, match="the most is 1000"):
+        sem.try_acquire(1_000_000)
+    permit = sem.acquire_many(1000, timeout=5)
+    assert permit is not None and permit.permits == 1000
+    permit.release()
