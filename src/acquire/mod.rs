@@ -13,9 +13,13 @@
 //!    answer busy with the earliest lease expiry they saw. The id is made before the
 //!    first request, so a release by id finds a grant whose reply never came.
 //! 3. **Sleep** until the first of: a wake-up naming the line (or anyone), a release by
-//!    this process (unfair semaphores), the earliest expiry, [`WAKE_CAP`], or the
-//!    caller's deadline. A wake-up can carry a grant pushed to the line's registered id
-//!    (one master, fair): the attempt then holds the permit without asking again.
+//!    this process (unfair semaphores), the caller's deadline, or a timer that depends on
+//!    where the line stands: far back in a fair queue, about [`PLACE_RENEW`] (only to keep
+//!    its place: the scripts wake it when its turn comes); among the first [`NEAR`] lines,
+//!    the earliest expiry or a [`WAITER_LEASE`](crate::WAITER_LEASE), whichever comes
+//!    first; outside the queue, the earliest expiry or [`WAKE_CAP`]. A wake-up can carry a
+//!    grant pushed to the line's registered id (one master, fair): the attempt then holds
+//!    the permit without asking again.
 //! 4. **Give up** on the deadline, or on an outage longer than the outage timeout.
 //!
 //! What must be undone if the future is dropped at any `.await` is one [`Stake`], read by
@@ -51,6 +55,8 @@ use crate::quorum::decide::{Deadline, validity};
 use crate::quorum::{Ask, Queue, arrival_stamp};
 use crate::trace;
 use crate::wait::{Backoff, NEAR, WAKE_CAP, near_pause, renew_pause, wake_pause};
+#[cfg(doc)]
+use crate::wait::PLACE_RENEW;
 use crate::wake::Named;
 use guard::{CancelGuard, Stake};
 use line::Waiting;
