@@ -73,8 +73,8 @@ end
 local place_expiry = parse_place(place)
 local queued = place_expiry ~= nil and place_expiry >= now
 local go = false
--- Lines ahead of this one in the queue, once known.
-local ahead = nil
+-- Lines ahead of this one in the queue, once known; the lowest free slots, when read.
+local ahead, listed = nil, nil
 if fair and now < waiting then
   -- Someone may be queued: the lines ahead keep a free slot each.
   local free = free_count(limit)
@@ -98,12 +98,9 @@ if fair and now < waiting then
     end
   end
 else
-  local listed = free_members(limit, k)
-  if #listed + untouched(limit) >= k then
-    local token, slots = grant(id, k, expiry, conf, listed)
-    wake(now, conf, false)
-    return granted(token, slots)
-  end
+  -- Nobody queued: whatever is free.
+  listed = free_members(limit, k)
+  go = #listed + untouched(limit) >= k
 end
 
 if not go then
@@ -124,7 +121,7 @@ if not go then
   return { 0, earliest_wait(now), tonumber(stamp()), ahead or -1 }
 end
 
-local token, slots = grant(id, k, expiry, conf)
+local token, slots = grant(id, k, expiry, conf, listed)
 if joins and more then
   -- Back at the tail, with no request: the next waiter registers when it asks.
   join(line, nil, now, waiter_ms, again, nil)
