@@ -453,12 +453,13 @@ impl Builder {
     /// Whether waiters are served first come, first served across processes (`true`, the
     /// default) or whoever asks first after a release wins (`false`). Default: `true`.
     ///
-    /// Fair waiting keeps a queue of waiting permit ids in Redis, updated by the same
-    /// script as the grant: a freed slot is kept for the waiters at the head of the queue,
-    /// and the release wakes exactly those. A waiter keeps its place by asking again at
-    /// least every [`WAITER_LEASE`](crate::WAITER_LEASE) / 4; one that crashed or gave up
-    /// drops out after at most a waiter lease. Without fairness, every waiting process
-    /// tries after each release and the fastest wins, which can starve a slow one.
+    /// Fair waiting keeps a queue of waiter lines (one per handle) in Redis, updated by the
+    /// same script as the grant: a freed slot is kept for the lines at the head of the
+    /// queue, and the release wakes exactly those, on their own process's channel. A line
+    /// keeps its place for minutes without asking; one whose process died (its
+    /// subscription gone) is passed over when it reaches the head, and one that gave up
+    /// leaves at once. Without fairness, every waiting process tries after each release
+    /// and the fastest wins, which can starve a slow one.
     ///
     /// Every handle of one semaphore should agree: an unfair handle does not wait in line.
     pub fn fair(mut self, fair: bool) -> Self {

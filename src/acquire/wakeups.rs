@@ -93,9 +93,6 @@ impl Wakeups {
         wake::for_line(wake, line, self.seen.get(master).copied().unwrap_or(0))
     }
 
-    /// What a fresh wake-up for `line` (or for anyone) brings: for a pushed grant, with the
-    /// earliest it can have started ([`Wakeups::started`]).
-
     /// Whether a fresh wake-up for `line` (or for anyone) arrived since it was last
     /// looked at. (A grant in it was for an earlier waiter of the line: ask.)
     pub(crate) fn woken_meanwhile(&mut self, line: &str) -> bool {
@@ -113,8 +110,9 @@ impl Wakeups {
         woken
     }
 
-    /// Waits for a fresh wake-up for `line` (or for anyone), and says what it brought;
-    /// never returns when nothing listens.
+    /// Waits for a fresh wake-up for `line` (or for anyone), and says what it brought: for
+    /// a pushed grant, with the earliest it can have started ([`Wakeups::started`]). Never
+    /// returns when nothing listens.
     pub(crate) async fn woken(&mut self, line: &str) -> (Named, Option<Instant>) {
         if self.receivers.is_empty() {
             return std::future::pending().await;
