@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use redis_semaphore::{AsyncSemaphore, Error, MAX_LEASE, Permit};
 use tokio::time::Instant;
 
@@ -22,19 +23,13 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 enum Waited {
     Granted(Permit),
     TimedOut,
-    Signalled(nix::sys::signal::Signal),
+    Signalled(Signal),
 }
 
 /// Runs the command of `args` under a permit; redsem's exit status.
 pub(crate) async fn run(urls: &[String], quiet: bool, args: RunArgs) -> u8 {
     if args.lease > MAX_LEASE {
-        eprintln!(
-            "redsem: --lease {} is too long: the most is {} (the lease is renewed while the \
-             command runs; it only bounds how long a crashed redsem keeps its permit)",
-            human(args.lease),
-            human(MAX_LEASE)
-        );
-        return exit::FAILED;
+        return lease_too_long(args.lease);
     }
     let mut signals = match Signals::catch() {
         Ok(signals) => signals,
@@ -54,16 +49,7 @@ pub(crate) async fn run(urls: &[String], quiet: bool, args: RunArgs) -> u8 {
     let code = match waited {
         Ok(Waited::Granted(permit)) => execute(&args, &sem, permit, quiet, &mut signals).await,
         Ok(Waited::TimedOut) => timed_out(&args, quiet),
-        Ok(Waited::Signalled(signal)) => {
-            if !quiet {
-                eprintln!(
-                    "redsem: {} while waiting for a permit of {}; left the queue",
-                    signal.as_str(),
-                    args.name.get()
-                );
-            }
-            exit::signalled(signal)
-        }
+        Ok(Waited::Signalled(signal)) => left_queue(signal, &args, quiet),
         Err(e) => {
             eprintln!("redsem: {}", run_error(&e, args.name.get()));
             exit::FAILED
@@ -71,6 +57,17 @@ pub(crate) async fn run(urls: &[String], quiet: bool, args: RunArgs) -> u8 {
     };
     sem.flush().await;
     code
+}
+
+/// `--lease` above [`MAX_LEASE`]: says why it is refused; the exit status.
+fn lease_too_long(lease: Duration) -> u8 {
+    eprintln!(
+        "redsem: --lease {} is too long: the most is {} (the lease is renewed while the \
+         command runs; it only bounds how long a crashed redsem keeps its permit)",
+        human(lease),
+        human(MAX_LEASE)
+    );
+    exit::FAILED
 }
 
 /// The handle: it makes the semaphore with `--permits`, or opens the stored one. A signal
@@ -154,6 +151,19 @@ fn timed_out(args: &RunArgs, quiet: bool) -> u8 {
         );
     }
     exit::TIMEOUT
+}
+
+/// A signal came while redsem waited (and its place in the queue is given back): says so
+/// (unless `quiet`); the exit status.
+fn left_queue(signal: Signal, args: &RunArgs, quiet: bool) -> u8 {
+    if !quiet {
+        eprintln!(
+            "redsem: {} while waiting for a permit of {}; left the queue",
+            signal.as_str(),
+            args.name.get()
+        );
+    }
+    exit::signalled(signal)
 }
 
 /// Starts the command under `permit`, supervises it, releases the permit; the exit status.
