@@ -63,7 +63,8 @@ pub(crate) mod code {
 }
 
 /// The most permits one call may ask for: `acquire_many(k)` and its siblings refuse a
-/// larger `k` at once with [`Error::InvalidArgument`], on every semaphore.
+/// larger `k` at once with [`Error::InvalidArgument`](crate::Error::InvalidArgument), on
+/// every semaphore.
 ///
 /// Redis runs one script at a time for all of its clients, so a script that walked a
 /// million slots would stall every other user of the server for seconds. Every script of
