@@ -10,30 +10,28 @@ begun it runs to its end, the task cancelled or not.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any
 
 from . import _native
+from ._base import PermitBase, SemaphoreBase
 from ._common import (
     Holder,
     ProcessCheck,
     bounded_error,
-    build_args,
     closed_mismatch,
     closed_release,
     count,
     holders_from,
-    is_closed,
     never_ends,
-    no_pickle,
-    restore,
     shown_value,
     track,
     wait_limit,
 )
 from ._errors import BoundedSemaphoreError, SemaphoreError, SemaphoreNotFoundError, translate
-from ._sync import Master
+from ._options import Options
 
 
 def _discard(value: object) -> None:
@@ -72,15 +70,16 @@ async def _run(start: Callable[[_native.Callback], _native.Pending]) -> Any:
         raise
 
 
-class AIOPermit:
+class AIOPermit(PermitBase):
     """A permit of an :class:`AIOSemaphore`: as :class:`Permit`, with ``lost`` an
     ``asyncio.Event`` (``await permit.lost.wait()``) and ``release()`` a coroutine;
     ``async with permit:`` releases it at the end of the block."""
 
-    __slots__ = ("_native", "lost")
+    __slots__ = ("lost",)
+    _called = "an AIOPermit"
 
     def __init__(self, native: _native.NativePermit) -> None:
-        self._native = native
+        super().__init__(native)
         self.lost = asyncio.Event()
         loop = asyncio.get_running_loop()
         event = self.lost
@@ -92,30 +91,6 @@ class AIOPermit:
                 pass
 
         native.on_lost(on_lost)
-
-    @property
-    def fencing_token(self) -> int:
-        """Rises with every grant of the semaphore (see :class:`Permit`)."""
-        return self._native.fencing_token
-
-    @property
-    def slots(self) -> tuple[int, ...]:
-        """The permit slots held, lowest first."""
-        return tuple(self._native.slots)
-
-    @property
-    def permits(self) -> int:
-        """How many permits this object holds."""
-        return len(self._native.slots)
-
-    @property
-    def id(self) -> str:
-        """The permit's id."""
-        return self._native.id
-
-    def is_valid(self) -> bool:
-        """True while the lease is known to be held."""
-        return self._native.is_valid()
 
     async def release(self) -> None:
         """Releases the permit and waits for the masters (:class:`PermitLostError` if the
@@ -134,17 +109,8 @@ class AIOPermit:
     ) -> None:
         await self.release()
 
-    def __reduce__(self) -> NoReturn:
-        raise no_pickle("an AIOPermit")
 
-    def __repr__(self) -> str:
-        return (
-            f"<AIOPermit slots={list(self.slots)} fencing_token={self.fencing_token} "
-            f"valid={self.is_valid()}>"
-        )
-
-
-class AIOSemaphore:
+class AIOSemaphore(SemaphoreBase):
     """The asyncio twin of :class:`Semaphore`, with the same parameters (``value=0``
     included) and the same pickling.
 
@@ -152,91 +118,26 @@ class AIOSemaphore:
     the running loop), as in pottery-semaphore; the arguments are checked at once.
     """
 
-    def __init__(
-        self,
-        *,
-        value: int = 1,
-        key: str = "",
-        masters: Iterable[Master] = frozenset(),
-        bounded: bool = True,
-        raise_on_redis_errors: bool = False,
-        lease: float = _native.DEFAULT_LEASE,
-        fair: bool = True,
-        request_timeout: float | None = None,
-        outage_timeout: float | None = _native.DEFAULT_OUTAGE_TIMEOUT,
-    ) -> None:
-        self._setup(
-            build_args(
-                value=value,
-                key=key,
-                masters=masters,
-                bounded=bounded,
-                raise_on_redis_errors=raise_on_redis_errors,
-                lease=lease,
-                fair=fair,
-                request_timeout=request_timeout,
-                outage_timeout=outage_timeout,
-            )
-        )
-
-    @classmethod
-    def open(
-        cls,
-        key: str,
-        *,
-        masters: Iterable[Master] = frozenset(),
-        raise_on_redis_errors: bool = False,
-        lease: float = _native.DEFAULT_LEASE,
-        fair: bool = True,
-        request_timeout: float | None = None,
-        outage_timeout: float | None = _native.DEFAULT_OUTAGE_TIMEOUT,
-    ) -> AIOSemaphore:
-        """A handle on an existing semaphore with its stored configuration (see
-        :meth:`Semaphore.open`); :class:`SemaphoreNotFoundError` at the first await if there
-        is none."""
-        handle = cls.__new__(cls)
-        handle._setup(
-            build_args(
-                value=0,
-                key=key,
-                masters=masters,
-                bounded=True,
-                raise_on_redis_errors=raise_on_redis_errors,
-                lease=lease,
-                fair=fair,
-                request_timeout=request_timeout,
-                outage_timeout=outage_timeout,
-                open=True,
-            )
-        )
-        return handle
-
-    def _setup(self, args: dict[str, Any]) -> None:
-        self._args = args
+    def _setup(self, options: Options) -> None:
+        self._options = options
         self._process = ProcessCheck()
-        self._native: _native.NativeSemaphore | None = None
+        self._native = None
         self._built = False
         self._building: asyncio.Future[Any] | None = None
         self._last_value: int | None = None
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        args = dict(self._args)
-        if self._native is not None and not args["open"]:
-            args["permits"] = self._native.initial_value  # after set_permits
-        return (restore, (type(self), args))
-
     async def _build(self) -> _native.NativeSemaphore | None:
-        args = self._args
-        if is_closed(args):
+        options = self._options
+        if options.closed:
             try:
                 taken = await _run(
-                    lambda done: _native.build(**{**args, "open": True}, callback=done)
+                    lambda done: _native.build(replace(options, open=True), callback=done)
                 )
             except SemaphoreNotFoundError:
                 return None
             raise closed_mismatch(taken)
         native: _native.NativeSemaphore = await _run(
-            lambda done: _native.build(**args, callback=done)
+            lambda done: _native.build(options, callback=done)
         )
         return native
 
@@ -397,23 +298,13 @@ class AIOSemaphore:
         result: bool = await _run(lambda done: sem.delete(callback=done))
         return result
 
-    def last_error(self) -> str | None:
-        """The latest failure of a master that has not answered since, or None."""
-        return None if self._native is None else self._native.last_error()
-
-    @property
-    def key(self) -> str:
-        """The semaphore's name."""
-        name: str = self._args["name"]
-        return name
-
     def __repr__(self) -> str:
         """``<AIOSemaphore key='x' value=2/3 (as last read) bounded=True>``: a repr cannot
         await, so the value is the last one this handle read (``get_value()``,
         ``locked()``), ``?`` before any; the initial value is the stored count once the
         handle is built, the asked one before."""
         native = self._native
-        initial = native.initial_value if native is not None else self._args["permits"]
-        bounded = native.bounded if native is not None else self._args["bounded"]
+        initial = native.initial_value if native is not None else self._options.permits
+        bounded = native.bounded if native is not None else self._options.bounded
         value = shown_value(self._last_value, initial, fresh=False)
         return f"<AIOSemaphore key={self.key!r} {value} bounded={bounded}>"

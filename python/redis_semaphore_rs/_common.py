@@ -1,4 +1,5 @@
-"""What the sync and the async semaphore share: argument checks, holders, the exit flush."""
+"""What the sync and the async semaphore share: argument checks, holders, error details,
+the exit flush."""
 
 from __future__ import annotations
 
@@ -7,19 +8,16 @@ import math
 import os
 import weakref
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from . import _native
 from ._errors import BoundedSemaphoreError, ConfigMismatchError, SemaphoreError, translate
-from ._masters import master_urls
 
 MAX_COUNT = 2**32 - 1
 
 # How long interpreter exit waits for releases in progress (each also ends within its
 # request timeout).
 EXIT_RELEASE_WAIT = 5.0
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,81 +91,6 @@ def seconds_or_none(what: str, value: float | None) -> float | None:
     return float(value)
 
 
-def _check_times(lease: float, request_timeout: float | None) -> None:
-    """The Rust library's checks of the lease and the request timeout, said with keyword
-    names and seconds."""
-    if lease < _native.MIN_LEASE:
-        raise ValueError(
-            f"lease={lease:g} is too short: the least is {_native.MIN_LEASE:g} seconds"
-        )
-    if lease > _native.MAX_LEASE:
-        raise ValueError(
-            f"lease={lease:g} is too long: the most is {_native.MAX_LEASE:g} seconds (a held "
-            "permit is renewed, so a long lease only delays the return of a crashed "
-            "holder's permits)"
-        )
-    if request_timeout is not None and not 0 < request_timeout <= lease / 2:
-        raise ValueError(
-            f"request_timeout={request_timeout:g} must be above 0 and at most half the lease "
-            f"(lease={lease:g}), or one slow request could cost a permit its lease"
-        )
-
-
-def build_args(
-    *,
-    value: object,
-    key: object,
-    masters: object,
-    bounded: bool,
-    raise_on_redis_errors: bool,
-    lease: float,
-    fair: bool,
-    request_timeout: float | None,
-    outage_timeout: float | None,
-    open: bool = False,
-) -> dict[str, Any]:
-    """The native build's arguments, every check that needs no server done.
-
-    They are also what a handle pickles as: masters as URLs (read from redis-py clients),
-    every setting by keyword."""
-    permits = 0 if open else count("value", value, 0)
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a str, got {type(key).__name__}")
-    if not key:
-        raise ValueError(
-            "key must name the semaphore (it is stored under semaphore:{key}:*); "
-            "an empty key is refused, so that unrelated code never shares one by accident"
-        )
-    if len(key.encode()) > _native.MAX_NAME_LEN:
-        raise ValueError(
-            f"key is {len(key.encode())} bytes long; at most {_native.MAX_NAME_LEN} are allowed"
-        )
-    lease_s = seconds_or_none("lease", lease)
-    if lease_s is None or math.isinf(lease_s):
-        raise ValueError("lease must be a finite number of seconds")
-    request_s = seconds_or_none("request_timeout", request_timeout)
-    _check_times(lease_s, request_s)
-    return {
-        "name": key,
-        "permits": permits,
-        "masters": master_urls(masters),
-        "bounded": bool(bounded) or open,
-        "raise_on_redis_errors": bool(raise_on_redis_errors),
-        "lease": lease_s,
-        "fair": bool(fair),
-        "request_timeout": request_s,
-        "outage_timeout": seconds_or_none("outage_timeout", outage_timeout),
-        "open": bool(open),
-    }
-
-
-def is_closed(args: dict[str, Any]) -> bool:
-    """A bounded semaphore of value 0: closed for good, as ``threading.BoundedSemaphore(0)``
-    is. Nothing is stored for it (the Rust library stores no such semaphore); building one
-    only checks that no semaphore of that name exists with another configuration."""
-    return args["permits"] == 0 and args["bounded"] and not args["open"]
-
-
 def closed_mismatch(native: _native.NativeSemaphore) -> ConfigMismatchError:
     """The error of a closed handle (value 0, bounded) whose name is taken."""
     stored, bounded = native.initial_value, native.bounded
@@ -216,13 +139,6 @@ def shown_value(value: int | None, initial: int, fresh: bool) -> str:
     if value is None:
         return f"value=?/{initial}"
     return f"value={value}/{initial}" + ("" if fresh else " (as last read)")
-
-
-def restore(cls: type[T], args: dict[str, Any]) -> T:
-    """Unpickles a handle: a new one made from the pickled arguments (it connects anew)."""
-    handle = cls.__new__(cls)
-    handle._setup(dict(args))  # type: ignore[attr-defined]
-    return handle
 
 
 def no_pickle(what: str) -> TypeError:

@@ -3,6 +3,8 @@
 from collections.abc import Callable
 from typing import Any
 
+from ._options import Options
+
 DEFAULT_LEASE: float
 DEFAULT_OUTAGE_TIMEOUT: float
 MIN_LEASE: float
@@ -60,18 +62,5 @@ class NativeSemaphore:
     def bounded(self) -> bool: ...
     def last_error(self) -> str | None: ...
 
-def build(
-    name: str,
-    permits: int,
-    masters: list[str],
-    *,
-    bounded: bool,
-    raise_on_redis_errors: bool,
-    lease: float,
-    fair: bool,
-    request_timeout: float | None,
-    outage_timeout: float | None,
-    open: bool,
-    callback: Callback | None = None,
-) -> Pending: ...
+def build(options: Options, *, callback: Callback | None = None) -> Pending: ...
 def shutdown(timeout: float) -> bool: ...

@@ -4,35 +4,30 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from dataclasses import replace
 from types import TracebackType
-from typing import Any, NoReturn, Union
 
 from . import _native
+from ._base import PermitBase, SemaphoreBase
 from ._common import (
     Holder,
     ProcessCheck,
     bounded_error,
-    build_args,
     closed_mismatch,
     closed_release,
     count,
     holders_from,
-    is_closed,
     never_ends,
-    no_pickle,
-    restore,
     shown_value,
     track,
     wait,
     wait_limit,
 )
 from ._errors import BoundedSemaphoreError, SemaphoreError, SemaphoreNotFoundError
+from ._options import Options
 
-Master = Union[str, Any]
 
-
-class Permit:
+class Permit(PermitBase):
     """``k`` permits of a semaphore held under one lease, renewed in the background while
     this object holds them.
 
@@ -43,39 +38,13 @@ class Permit:
     touching the resource then, and fence it with :attr:`fencing_token`.
     """
 
-    __slots__ = ("_native", "lost")
+    __slots__ = ("lost",)
+    _called = "a Permit"
 
     def __init__(self, native: _native.NativePermit) -> None:
-        self._native = native
+        super().__init__(native)
         self.lost = threading.Event()
-        event = self.lost
-
-        native.on_lost(event.set)
-
-    @property
-    def fencing_token(self) -> int:
-        """Rises with every grant of the semaphore: a resource that keeps the highest token
-        it has seen can refuse a holder whose lease passed to someone else."""
-        return self._native.fencing_token
-
-    @property
-    def slots(self) -> tuple[int, ...]:
-        """The permit slots held, lowest first (one per permit)."""
-        return tuple(self._native.slots)
-
-    @property
-    def permits(self) -> int:
-        """How many permits this object holds: 1, or ``k`` from ``acquire_many(k)``."""
-        return len(self._native.slots)
-
-    @property
-    def id(self) -> str:
-        """The permit's id: 128 random bits in hex."""
-        return self._native.id
-
-    def is_valid(self) -> bool:
-        """True while the lease is known to be held (False once lost or released)."""
-        return self._native.is_valid()
+        native.on_lost(self.lost.set)
 
     def release(self) -> None:
         """Releases the permit and waits for the masters. Releasing twice does nothing.
@@ -97,17 +66,8 @@ class Permit:
     ) -> None:
         self.release()
 
-    def __reduce__(self) -> NoReturn:
-        raise no_pickle("a Permit")
 
-    def __repr__(self) -> str:
-        return (
-            f"<Permit slots={list(self.slots)} fencing_token={self.fencing_token} "
-            f"valid={self.is_valid()}>"
-        )
-
-
-class Semaphore:
+class Semaphore(SemaphoreBase):
     """A distributed counting semaphore on Redis or Valkey, with pottery-semaphore's API.
 
     At most ``value`` holders at once, across threads, processes and machines. Every permit
@@ -141,84 +101,19 @@ class Semaphore:
     connects anew. The permits it holds stay with the original.
     """
 
-    def __init__(
-        self,
-        *,
-        value: int = 1,
-        key: str = "",
-        masters: Iterable[Master] = frozenset(),
-        bounded: bool = True,
-        raise_on_redis_errors: bool = False,
-        lease: float = _native.DEFAULT_LEASE,
-        fair: bool = True,
-        request_timeout: float | None = None,
-        outage_timeout: float | None = _native.DEFAULT_OUTAGE_TIMEOUT,
-    ) -> None:
-        self._setup(
-            build_args(
-                value=value,
-                key=key,
-                masters=masters,
-                bounded=bounded,
-                raise_on_redis_errors=raise_on_redis_errors,
-                lease=lease,
-                fair=fair,
-                request_timeout=request_timeout,
-                outage_timeout=outage_timeout,
-            )
-        )
-
-    @classmethod
-    def open(
-        cls,
-        key: str,
-        *,
-        masters: Iterable[Master] = frozenset(),
-        raise_on_redis_errors: bool = False,
-        lease: float = _native.DEFAULT_LEASE,
-        fair: bool = True,
-        request_timeout: float | None = None,
-        outage_timeout: float | None = _native.DEFAULT_OUTAGE_TIMEOUT,
-    ) -> Semaphore:
-        """A handle on an existing semaphore, with the permit count and ``bounded`` stored
-        with it: for tools and operators that do not know them.
-        :class:`SemaphoreNotFoundError` if there is none."""
-        handle = cls.__new__(cls)
-        handle._setup(
-            build_args(
-                value=0,
-                key=key,
-                masters=masters,
-                bounded=True,
-                raise_on_redis_errors=raise_on_redis_errors,
-                lease=lease,
-                fair=fair,
-                request_timeout=request_timeout,
-                outage_timeout=outage_timeout,
-                open=True,
-            )
-        )
-        return handle
-
-    def _setup(self, args: dict[str, Any]) -> None:
-        self._args = args
+    def _setup(self, options: Options) -> None:
+        self._options = options
         self._process = ProcessCheck()
         self._last_value: int | None = None
-        self._native: _native.NativeSemaphore | None = None
-        if is_closed(args):
+        self._native = None
+        if options.closed:
             try:
-                taken = wait(_native.build(**{**args, "open": True}))
+                taken = wait(_native.build(replace(options, open=True)))
             except SemaphoreNotFoundError:
                 return
             raise closed_mismatch(taken)
-        self._native = wait(_native.build(**args))
+        self._native = wait(_native.build(options))
         track(self._native)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        args = dict(self._args)
-        if self._native is not None and not args["open"]:
-            args["permits"] = self._native.initial_value  # after set_permits
-        return (restore, (type(self), args))
 
     def _sem(self) -> _native.NativeSemaphore | None:
         """The native handle; None for a closed semaphore (value 0, bounded)."""
@@ -374,21 +269,10 @@ class Semaphore:
         result: bool = wait(sem.delete())
         return result
 
-    def last_error(self) -> str | None:
-        """The latest failure of a master that has not answered since, or None."""
-        return None if self._native is None else self._native.last_error()
-
-    @property
-    def key(self) -> str:
-        """The semaphore's name."""
-        name: str = self._args["name"]
-        return name
-
     @property
     def lease(self) -> float:
         """The lease of every permit, in seconds."""
-        lease: float = self._args["lease"]
-        return lease
+        return self._options.lease
 
     @property
     def bounded(self) -> bool:

@@ -1,9 +1,12 @@
-"""The README's Python examples run as written, against a test server: `Redis()` and
-`redis://127.0.0.1:6379` are pointed at it, and `do_work` / `do_async_work` are given."""
+"""The READMEs' Python examples run as written, against a test server: `Redis()` and
+`redis://127.0.0.1:6379` are pointed at it, and `do_work` / `do_async_work` are given.
+Both pages are checked: the package's own (python/README.md, its PyPI page) and the
+"Python" section of the repository's README."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,15 +15,17 @@ import redis.asyncio
 from conftest import REPO, Server
 
 
-def python_blocks() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    section = text.split("\n## Python\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+def python_blocks(page: Path, section: str | None = None) -> list[str]:
+    """The ```python blocks of `page`, or of its `## {section}` only."""
+    text = page.read_text()
+    if section is not None:
+        text = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def test_the_readme_examples_run(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = python_blocks()
-    assert len(blocks) >= 5
+def run_blocks(blocks: list[str], server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs the blocks in order in one namespace, as a reader would paste them; each of
+    `do_work` and `do_async_work` must have been called once."""
     sync_redis, async_redis = redis.Redis, redis.asyncio.Redis
 
     def local(cls: Any) -> Any:
@@ -45,3 +50,15 @@ def test_the_readme_examples_run(server: Server, monkeypatch: pytest.MonkeyPatch
         code = block.replace("redis://127.0.0.1:6379", server.url)
         exec(compile(code, "README.md", "exec"), namespace)
     assert worked == ["sync", "async"]
+
+
+def test_the_readme_examples_run(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = python_blocks(REPO / "README.md", "Python")
+    assert len(blocks) >= 5
+    run_blocks(blocks, server, monkeypatch)
+
+
+def test_the_package_page_examples_run(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = python_blocks(REPO / "python" / "README.md")
+    assert len(blocks) >= 7
+    run_blocks(blocks, server, monkeypatch)
