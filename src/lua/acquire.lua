@@ -114,7 +114,8 @@ if not go then
     local request = push and (id .. ' ' .. k .. ' ' .. math.min(lease, PUSHED_MS)) or nil
     join(line, place, now, waiter_ms, arrival, request)
     if not ahead then
-      ahead = redis.call('ZRANK', QUEUE, line) - 1
+      local rank = redis.call('ZRANK', QUEUE, line)
+      ahead = rank and rank - 1 or -1
     end
   end
   wake(now, conf, false)

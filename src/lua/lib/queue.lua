@@ -185,7 +185,8 @@ local function serve(now, conf, free, asking, naming)
       line = string.sub(line, 3)
       scanned = scanned + 1
       local expiry, joined, id, k, lease = parse_place(places[i])
-      if not expiry or expiry < now or not listening(line, joined) then
+      -- The line asking now is alive, whatever its process's subscription says.
+      if not expiry or expiry < now or (line ~= asking and not listening(line, joined)) then
         leaving[#leaving + 1] = line
       elseif id and k <= free and k <= push_left and line ~= asking then
         local token, slots = grant(id, k, now + lease, conf)
