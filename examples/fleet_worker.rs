@@ -12,12 +12,8 @@
 
 use std::time::Duration;
 
-use redis_semaphore::{AsyncSemaphore, redis};
-
-/// Counts a holder in (returning how many are inside) and keeps the highest count.
-const ENTER: &str = "local v = redis.call('INCR', KEYS[1]) \
-    if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end \
-    return v";
+use redis_semaphore::AsyncSemaphore;
+use testkit::Observer;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,27 +30,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .masters(masters.split(','))
         .build()
         .await?;
-    let mut observer = redis::Client::open(observer.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let enter = redis::Script::new(ENTER);
-    let (inside, max) = (format!("{name}:inside"), format!("{name}:max"));
+    // The keys the Python tests' observer uses too: `<name>:inside`, `<name>:max`.
+    let observer = Observer::connect_named(observer, &format!("{name}:")).await;
     for round in 0..rounds {
         let permit = sem.acquire().await?;
-        let now: u32 = enter
-            .key(&inside)
-            .key(&max)
-            .invoke_async(&mut observer)
-            .await?;
+        let now = observer.enter().await;
         if now > permits {
             eprintln!("round {round}: {now} holders of {permits} permits");
             std::process::exit(1);
         }
         tokio::time::sleep(hold).await;
-        let _: i64 = redis::cmd("DECR")
-            .arg(&inside)
-            .query_async(&mut observer)
-            .await?;
+        observer.exit().await;
         permit.release().await?;
     }
     println!("done {rounds}");

@@ -39,8 +39,6 @@
 
 #[path = "load/herd.rs"]
 mod herd;
-#[path = "../tests/support/mod.rs"]
-mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -972,11 +970,11 @@ fn load() -> i32 {
     // Throwaway servers, killed when this function returns.
     let mut servers = Vec::new();
     if o.urls.is_empty() {
-        servers.extend((0..o.masters).map(|_| support::Server::start()));
-        o.urls = servers.iter().map(support::Server::url).collect();
+        servers.extend((0..o.masters).map(|_| testkit::Server::start()));
+        o.urls = servers.iter().map(testkit::Server::url).collect();
     }
     if o.observer.is_none() && !o.local_observer {
-        let observer = support::Server::start();
+        let observer = testkit::Server::start();
         o.observer = Some(observer.url());
         servers.push(observer);
     }

@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Every server is a throwaway one on a free loopback port (the test harness in
-//! `tests/support`, `REDIS_SERVER_BIN` picks the binary): the masters, and the checker's
+//! the test kit, `REDIS_SERVER_BIN` picks the binary): the masters, and the checker's
 //! server, which is none of them. Each worker has its own handle; half the workers reach
 //! the masters through one set of proxies, half through another, so a fault can cut some
 //! clients off a master and not others. One fault runs at a time, with a calm of 0.2-1 s
@@ -30,9 +30,6 @@
 //! - after the run, with every fault healed and one lease passed: `value()` below N, or
 //!   anyone left in `holders()` (a leaked permit).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -41,9 +38,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::Server;
-use support::proxy::{Checker, Proxy};
-use support::sentinel::{Group, SERVICE};
+use testkit::Observer;
+use testkit::Server;
+use testkit::proxy::Proxy;
+use testkit::sentinel::{Group, SERVICE};
 use tokio::time::Instant;
 
 const USAGE: &str = "\
@@ -211,7 +209,7 @@ impl Stats {
         *self.faults.lock().unwrap().entry(kind).or_default() += 1;
     }
 
-    fn saw(&self, entered: support::proxy::Entered, permits: u32) {
+    fn saw(&self, entered: testkit::Entered, permits: u32) {
         self.max_inside
             .fetch_max(u64::from(entered.inside), Ordering::Relaxed);
         if entered.inside > permits {
@@ -277,7 +275,7 @@ async fn build_from(builder: redis_semaphore::Builder, o: &Options) -> AsyncSema
 /// Starts a worker on `sem`: acquire, hold, release, checked, until `stop`.
 fn spawn_worker(
     sem: AsyncSemaphore,
-    checker: &Checker,
+    checker: &Observer,
     stats: &Arc<Stats>,
     stop: &Arc<AtomicBool>,
     o: &Options,
@@ -315,9 +313,9 @@ async fn soak(o: Options) -> bool {
         return soak_sentinel(o).await;
     }
     let started = Instant::now();
-    let (mut masters, mut clocks): (Vec<Server>, Vec<support::faketime::Clock>) = if o.clock {
+    let (mut masters, mut clocks): (Vec<Server>, Vec<testkit::faketime::Clock>) = if o.clock {
         (0..o.masters)
-            .map(|_| support::faketime::FakeClock::start().into_parts())
+            .map(|_| testkit::faketime::FakeClock::start().into_parts())
             .unzip()
     } else {
         (
@@ -333,7 +331,9 @@ async fn soak(o: Options) -> bool {
             .collect(),
     );
     let urls = |group: usize| -> Vec<String> { proxies[group].iter().map(Proxy::url).collect() };
-    let checker = Checker::connect(&observer.url(), o.permits).await;
+    let checker = Observer::connect(&observer.url())
+        .await
+        .with_limit(o.permits);
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -474,13 +474,14 @@ async fn soak(o: Options) -> bool {
 async fn report(
     o: &Options,
     stats: &Stats,
-    checker: &Checker,
+    checker: &Observer,
     ran: Duration,
     value: Option<u32>,
     holders: Option<usize>,
     freed_after: Duration,
 ) -> bool {
-    let (max_seen, inside, first_violation) = checker.seen().await;
+    let (max_seen, inside) = checker.seen().await;
+    let first_violation = checker.violation().await;
     let leaked = o.permits.saturating_sub(value.unwrap_or(0));
 
     let over = Stats::get(&stats.over) + Stats::get(&stats.slot_twice);
@@ -595,7 +596,9 @@ async fn soak_sentinel(o: Options) -> bool {
         .map(|_| tokio::task::block_in_place(Group::start))
         .collect();
     let observer = Server::start();
-    let checker = Checker::connect(&observer.url(), o.permits).await;
+    let checker = Observer::connect(&observer.url())
+        .await
+        .with_limit(o.permits);
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -634,7 +637,7 @@ async fn soak_sentinel(o: Options) -> bool {
 /// One acquire, hold and release, checked.
 async fn cycle(
     sem: &AsyncSemaphore,
-    checker: &Checker,
+    checker: &Observer,
     stats: &Stats,
     permits: u32,
     lease: Duration,
@@ -663,7 +666,7 @@ async fn cycle(
             _ = tokio::time::sleep(rand_ms(1..20)) => {}
             _ = permit.lost() => { stats.lost.fetch_add(1, Ordering::Relaxed); }
         }
-        checker.exit(permit.slots()).await;
+        checker.exit_holding(permit.slots()).await;
     } else {
         stats.stale_grants.fetch_add(1, Ordering::Relaxed);
     }
@@ -677,7 +680,7 @@ async fn cycle(
 async fn kill_a_holder(
     urls: &[String],
     observer: &Server,
-    checker: &Checker,
+    checker: &Observer,
     stats: &Stats,
     o: &Options,
 ) -> bool {
@@ -710,7 +713,7 @@ async fn kill_a_holder(
         })
         .map(|(slot, inside, shared)| {
             stats.saw(
-                support::proxy::Entered {
+                testkit::Entered {
                     inside,
                     shared_slot: u32::try_from(shared).ok(),
                 },
@@ -725,7 +728,7 @@ async fn kill_a_holder(
     let _ = child.wait();
     if let Some(slot) = held {
         // Dead, it touches nothing any more.
-        checker.exit(&[slot]).await;
+        checker.exit_holding(&[slot]).await;
         stats.acquisitions.fetch_add(1, Ordering::Relaxed);
     }
     held.is_some()
@@ -752,7 +755,9 @@ fn holder_process(urls: &str) {
         let mut out = std::io::stdout();
         match permit.filter(|p| p.is_valid()) {
             Some(permit) => {
-                let checker = Checker::connect(&env("SOAK_OBSERVER"), permits).await;
+                let checker = Observer::connect(&env("SOAK_OBSERVER"))
+                    .await
+                    .with_limit(permits);
                 let slot = permit.slots()[0];
                 let entered = checker.try_enter(&[slot]).await;
                 let shared = entered.shared_slot.map_or(-1, i64::from);
@@ -771,7 +776,7 @@ fn holder_process(urls: &str) {
 
 /// "Redis 7.0.15" from `redis-server --version`.
 fn server_version() -> String {
-    let bin = support::server_binary();
+    let bin = testkit::server_binary();
     Command::new(&bin)
         .arg("--version")
         .output()

@@ -32,9 +32,6 @@
 //! between each, `--count` times), and the server CPU per acquire + release.
 //! Prints one JSON line with `--json`.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
@@ -379,8 +376,8 @@ fn main() {
     // Throwaway servers, killed when `servers` drops (before the exit below).
     let mut servers = Vec::new();
     if o.urls.is_empty() {
-        servers.extend((0..o.masters).map(|_| support::Server::start()));
-        o.urls = servers.iter().map(support::Server::url).collect();
+        servers.extend((0..o.masters).map(|_| testkit::Server::start()));
+        o.urls = servers.iter().map(testkit::Server::url).collect();
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

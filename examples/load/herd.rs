@@ -53,9 +53,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::{Instant, sleep_until, timeout_at};
 
-use super::{
-    CHILD_ENV, Cycle, Options, Served, Stats, cpu_us_of, now_us, quantile_ms, runtime, support,
-};
+use super::{CHILD_ENV, Cycle, Options, Served, Stats, cpu_us_of, now_us, quantile_ms, runtime};
 
 /// At most this many cells, processes per cell, handles per process and lines per cell.
 const MAX_CELLS: usize = 16;
@@ -186,7 +184,7 @@ pub(super) fn run(mut o: Options) -> i32 {
     let server = o
         .urls
         .is_empty()
-        .then(|| support::Server::start_with(&["--maxclients", &maxclients.to_string()]));
+        .then(|| testkit::Server::start_with(&["--maxclients", &maxclients.to_string()]));
     if let Some(server) = &server {
         o.urls = vec![server.url()];
     }

@@ -54,9 +54,9 @@ use crate::permit::{Grant, Permit};
 use crate::quorum::decide::{Deadline, validity};
 use crate::quorum::{Ask, Queue, arrival_stamp};
 use crate::trace;
-use crate::wait::{Backoff, NEAR, WAKE_CAP, near_pause, renew_pause, wake_pause};
 #[cfg(doc)]
 use crate::wait::PLACE_RENEW;
+use crate::wait::{Backoff, NEAR, WAKE_CAP, near_pause, renew_pause, wake_pause};
 use crate::wake::Named;
 use guard::{CancelGuard, Stake};
 use line::Waiting;

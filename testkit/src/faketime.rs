@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Server, make_temp_dir};
+use crate::{Server, make_temp_dir};
 
 /// Where Debian (and most distributions) put libfaketime; `$FAKETIME_LIB` overrides.
 const LIB_CANDIDATES: [&str; 4] = [
