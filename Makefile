@@ -23,4 +23,4 @@ lint:
 	scripts/test-python.sh --lint
 
 bench:
-	scripts/bench-report.sh
+	scripts/bench.sh

@@ -61,8 +61,8 @@ valkey_bin="$(scripts/valkey-bin.sh)"
 echo "== python: the wheel (scripts/build-wheel.sh) =="
 wheel="$(scripts/build-wheel.sh)"
 echo "$wheel"
-cargo build -q --example fleet_worker
-export FLEET_WORKER_BIN="${CARGO_TARGET_DIR:-target}/debug/examples/fleet_worker"
+cargo build -q -p tools
+export FLEET_WORKER_BIN="${CARGO_TARGET_DIR:-target}/debug/tools"
 FLEET_WORKER_BIN="$(realpath "$FLEET_WORKER_BIN")"
 
 failed=()

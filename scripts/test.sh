@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite against Redis and against Valkey (real servers,
-# started by tests/support/mod.rs from $REDIS_SERVER_BIN), plus the doc tests.
+# started by the test kit, testkit/, from $REDIS_SERVER_BIN), plus the doc tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -50,13 +50,13 @@ run "benches and examples against $(server_name "$valkey_bin"), features cluster
 run "doc tests (against $(server_name "$redis_bin"))" "$redis_bin" \
   -p redis-semaphore --doc --features cluster,tls
 
-# A short soak of the mixed-fault workload (examples/soak.rs; the hand-run one lasts 10 min).
+# A short soak of the mixed-fault workload (`tools soak`; the hand-run one lasts 10 min).
 soak() { # soak <label> <binary> <soak args...>
   local label="$1" bin="$2"
   shift 2
   echo
   echo "== $label =="
-  if ! REDIS_SERVER_BIN="$bin" cargo run -q --features cluster,tls,tracing --example soak -- "$@"; then
+  if ! REDIS_SERVER_BIN="$bin" cargo run -q -p tools --features cluster,tls,tracing -- soak "$@"; then
     failed+=("$label")
   fi
 }

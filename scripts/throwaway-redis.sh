@@ -1,4 +1,4 @@
-# Sourced by scripts/demo.sh and scripts/bench-report.sh: starts a throwaway redis-server
+# Sourced by scripts/demo.sh: starts a throwaway redis-server
 # on a free loopback port, in a temp dir, stopped and removed on exit.
 #
 #   start_throwaway_redis TAG   sets $port, $pid and $dir, or prints the log tail and

@@ -1,12 +1,10 @@
 //! ACL users: one with exactly [`redis_semaphore::ACL_RULE`] does everything the library
 //! does; one without `evalsha` gets a clear error at once.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use redis_semaphore::{ACL_RULE, AsyncSemaphore, Error};
-use support::{Server, eventually};
+use testkit::{Server, eventually};
 
 fn set_user(server: &Server, user: &str, rule: &str) {
     let mut args = vec!["ACL", "SETUSER", user, "on", ">secret"];

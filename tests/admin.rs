@@ -1,12 +1,10 @@
 //! The operator's API: holders, open (adopting the stored count), set_permits,
 //! release_holder and delete, on one master and on three.
 
-mod support;
-
 use std::time::Duration;
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::{Server, masters, sem, sem_on};
+use testkit::{Server, masters, sem, sem_on};
 
 #[tokio::test]
 async fn holders_lists_ids_slots_tokens_and_lease_left() {
@@ -139,7 +137,7 @@ async fn delete_removes_every_key() {
 #[tokio::test]
 async fn holders_on_three_masters_show_strays() {
     let servers = masters(3);
-    let lone = support::sem(&servers[2], "ops", 2).build().await.unwrap();
+    let lone = testkit::sem(&servers[2], "ops", 2).build().await.unwrap();
     let stray = lone.acquire().await.unwrap();
     let sem = sem_on(&servers, "ops", 2).build().await.unwrap();
     let permit = sem.acquire().await.unwrap();

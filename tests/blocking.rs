@@ -1,14 +1,12 @@
 //! The blocking twin: same behaviour on a private runtime thread.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use redis_semaphore::Error;
 use redis_semaphore::blocking::Semaphore;
-use support::Server;
+use testkit::Server;
 
 fn blocking(server: &Server, name: &str, permits: u32) -> Semaphore {
     Semaphore::builder(name, permits)

@@ -2,12 +2,10 @@
 //! joined when the last handle or permit is dropped. Alone in its test binary, so that no
 //! other test's runtime threads are counted.
 
-mod support;
-
 use std::time::Duration;
 
 use redis_semaphore::blocking::Semaphore;
-use support::Server;
+use testkit::Server;
 
 /// Threads of this process named like ours (Linux keeps the first 15 bytes of a name).
 fn runtime_threads() -> usize {

@@ -6,8 +6,6 @@
 //! BUSY, and SLOWLOG may show no command of 50 ms. These are bounds with wide margins
 //! (the slowest script here takes a few ms), not timings.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -15,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use redis_semaphore::{Error, MAX_ACQUIRE_MANY, Permit};
-use support::proxy::Proxy;
-use support::{Server, checks, sem, sem_on};
+use testkit::proxy::Proxy;
+use testkit::{Server, checks, sem, sem_on};
 
 /// The most a ping may wait, and the slowest command SLOWLOG may show.
 const PING_LIMIT: Duration = Duration::from_millis(100);
@@ -235,7 +233,7 @@ async fn a_vanished_holder_of_thousands_of_slots_is_reclaimed_in_batches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_masters_count_more_held_slots_than_a_page() {
-    let servers = support::masters(3);
+    let servers = testkit::masters(3);
     let sem = sem_on(&servers, "paged", 3000)
         .request_timeout(Duration::from_secs(2))
         .build()

@@ -1,8 +1,6 @@
 //! Cancellation: an acquire future dropped at any point leaks nothing, and dropped
 //! permits are released in the background.
 
-mod support;
-
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -10,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Context;
 use std::time::Duration;
 
-use support::{Server, eventually, sem};
+use testkit::{Server, eventually, sem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_tiny_timeouts_leak_nothing() {

@@ -21,15 +21,13 @@
 //!
 //! Run with `--nocapture` to see the figures (`over-admitted ...` lines).
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis_semaphore::AsyncSemaphore;
-use support::faketime::FakeClock;
-use support::{Observer, Server};
+use testkit::faketime::FakeClock;
+use testkit::{Observer, Server};
 
 const PERMITS: u32 = 2;
 const LEASE: Duration = Duration::from_secs(5);
@@ -73,7 +71,7 @@ async fn contend(name: &str, masters: &mut [FakeClock], jump_secs: i64) -> Figur
     let mut tasks = Vec::new();
     for _ in 0..WORKERS {
         let sem = handle().await.unwrap();
-        let mut observer = Observer::connect(&observer_server.url()).await;
+        let observer = Observer::connect(&observer_server.url()).await;
         let (stop, over, grants, lost) = (stop.clone(), over.clone(), grants.clone(), lost.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -98,7 +96,7 @@ async fn contend(name: &str, masters: &mut [FakeClock], jump_secs: i64) -> Figur
         }));
     }
     let probe = handle().await.unwrap();
-    let mut probe_observer = Observer::connect(&observer_server.url()).await;
+    let probe_observer = Observer::connect(&observer_server.url()).await;
     let mut probes_granted = 0;
     for _ in 0..JUMPS {
         tokio::time::sleep(BETWEEN_JUMPS).await;

@@ -4,14 +4,12 @@
 
 #![cfg(feature = "cluster")]
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use redis_semaphore::AsyncSemaphore;
-use support::cluster::Cluster;
-use support::{Observer, Server, eventually};
+use testkit::cluster::Cluster;
+use testkit::{Observer, Server, eventually};
 
 fn on(cluster: &Cluster, name: &str, permits: u32) -> redis_semaphore::Builder {
     AsyncSemaphore::builder(name, permits)
@@ -36,7 +34,7 @@ async fn many_semaphores_spread_over_the_shards_never_exceed_n() {
             let sem = on(&cluster, name, 2).build().await.unwrap();
             let (url, name) = (observer.url(), name.clone());
             tasks.push(tokio::spawn(async move {
-                let mut observer = Observer::connect_named(&url, &name).await;
+                let observer = Observer::connect_named(&url, &name).await;
                 for _ in 0..8 {
                     let permit = sem.acquire().await.unwrap();
                     let inside = observer.enter().await;

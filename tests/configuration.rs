@@ -3,13 +3,11 @@
 //! message that says what is wrong and what would do; odd but valid names work and stay
 //! apart.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::checks::{fails_fast, invalid, key};
-use support::{Server, masters, sem, sem_on};
+use testkit::checks::{fails_fast, invalid, key};
+use testkit::{Server, masters, sem, sem_on};
 
 #[tokio::test]
 async fn bad_configuration_is_refused_before_any_request() {

@@ -3,11 +3,9 @@
 //! Redis runs scripts one at a time, so every call is taken from every other client of the
 //! server; a change that adds calls to the hot path fails here.
 
-mod support;
-
 use std::collections::BTreeMap;
 
-use support::{Server, sem};
+use testkit::{Server, sem};
 
 /// Commands run since the last `CONFIG RESETSTAT`, by name, leaving out the test's own
 /// `INFO` and `CONFIG`, and the `CLIENT SETINFO` that redis-rs sends on each of the test's

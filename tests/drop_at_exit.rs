@@ -5,14 +5,12 @@
 //! This test binary re-runs itself as the child processes (`harness = false` in
 //! Cargo.toml): with `EXIT_CHILD` set, `main` is a child; without it, the test runner.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use redis_semaphore::{AsyncSemaphore, blocking};
-use support::Server;
+use testkit::Server;
 
 /// Long enough that a permit that is not released is plainly still held.
 const LEASE: Duration = Duration::from_secs(30);
@@ -42,7 +40,7 @@ fn main() {
             flush_waits_for_background_releases,
         ),
     ];
-    support::run_tests("drop_at_exit", tests);
+    testkit::run_tests("drop_at_exit", tests);
 }
 
 /// What every child does: take the permit, say so, wait for the word to go on stdin, and
@@ -194,7 +192,7 @@ fn flush_waits_for_background_releases() {
         .unwrap();
     let watcher = blocking_sem(&server);
     runtime.block_on(async {
-        let sem = support::sem(&server, "exit", 1)
+        let sem = testkit::sem(&server, "exit", 1)
             .lease(LEASE)
             .build()
             .await

@@ -1,12 +1,10 @@
 //! `raise_on_redis_errors`: an unreachable master is an error at once when asked for,
 //! and otherwise retried until the acquire's own time limit, as pottery-semaphore does.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use redis_semaphore::Error;
-use support::{Server, sem};
+use testkit::{Server, sem};
 
 #[tokio::test]
 async fn raising_returns_the_master_error_promptly() {

@@ -23,15 +23,13 @@
 //! Runs against `REDIS_SERVER_BIN` (Redis and Valkey both run as sentinels). Run with
 //! `--nocapture` to see the figures (`over-admitted ...` lines).
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis_semaphore::AsyncSemaphore;
-use support::sentinel::{Group, SERVICE};
-use support::{Observer, Server};
+use testkit::sentinel::{Group, SERVICE};
+use testkit::{Observer, Server};
 
 const PERMITS: u32 = 2;
 const LEASE: Duration = Duration::from_secs(3);
@@ -86,7 +84,7 @@ async fn run(name: &str, replicas: Option<u32>) -> Figures {
     let mut tasks = Vec::new();
     for _ in 0..WORKERS {
         let sem = builder(&group, name, replicas).build().await.unwrap();
-        let mut observer = Observer::connect(&observer_server.url()).await;
+        let observer = Observer::connect(&observer_server.url()).await;
         let (stop, over, grants) = (stop.clone(), over.clone(), grants.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -157,7 +155,7 @@ async fn run(name: &str, replicas: Option<u32>) -> Figures {
             .expect("a worker stops within an acquire and a hold")
             .expect("a worker panicked");
     }
-    let mut observer = Observer::connect(&observer_server.url()).await;
+    let observer = Observer::connect(&observer_server.url()).await;
     let (max_inside, inside) = observer.seen().await;
     assert_eq!(inside, 0, "every worker left");
     figures.max_inside = max_inside;
@@ -171,7 +169,7 @@ async fn run(name: &str, replicas: Option<u32>) -> Figures {
         "over-admitted across failovers, {mode}, {} ({}): {} entries found {PERMITS} already \
          inside over {} failovers ({:.2} per failover), at most {} inside at once; grants {}; \
          permits held across a failover: {} renewed on the new primary, {} reported lost",
-        support::server_binary(),
+        testkit::server_binary(),
         FAULTS
             .iter()
             .map(|f| format!("{f:?}"))

@@ -11,8 +11,6 @@
 //! as a worker (`worker_process`, with `FAULT_WORKER` set); in a normal run that test does
 //! nothing.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -21,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::Server;
-use support::proxy::{Checker, Proxy};
+use testkit::proxy::Proxy;
+use testkit::{Observer, Server};
 
 const LEASE: Duration = Duration::from_millis(600);
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(100);
@@ -42,7 +40,7 @@ struct Rig {
 
 impl Rig {
     fn new(masters: usize, groups: usize, permits: u32) -> Rig {
-        let servers = support::masters(masters);
+        let servers = testkit::masters(masters);
         let proxies = (0..groups)
             .map(|_| servers.iter().map(Proxy::start).collect())
             .collect();
@@ -83,15 +81,17 @@ impl Rig {
 
     /// A handle straight to the masters, for looking.
     async fn direct(&self) -> AsyncSemaphore {
-        support::sem_on(&self.masters, NAME, self.permits)
+        testkit::sem_on(&self.masters, NAME, self.permits)
             .lease(LEASE)
             .build()
             .await
             .unwrap()
     }
 
-    async fn checker(&self) -> Checker {
-        Checker::connect(&self.observer.url(), self.permits).await
+    async fn checker(&self) -> Observer {
+        Observer::connect(&self.observer.url())
+            .await
+            .with_limit(self.permits)
     }
 
     /// Every proxy to master `m`, whatever the group.
@@ -211,7 +211,7 @@ impl Contenders {
 }
 
 /// One acquire, hold and release, checked.
-async fn cycle(sem: &AsyncSemaphore, checker: &Checker, tally: &Tally, hold: Duration) {
+async fn cycle(sem: &AsyncSemaphore, checker: &Observer, tally: &Tally, hold: Duration) {
     let permit = match sem.acquire_timeout(LEASE).await {
         Ok(Some(permit)) => permit,
         Ok(None) => {
@@ -232,7 +232,7 @@ async fn cycle(sem: &AsyncSemaphore, checker: &Checker, tally: &Tally, hold: Dur
         .unwrap()
         .get_or_insert_with(Instant::now);
     if permit.is_valid() {
-        checker.enter(permit.slots()).await;
+        checker.enter_holding(permit.slots()).await;
         let slot = permit.slots()[0];
         assert!(
             checker.fence(slot, permit.fencing_token()).await,
@@ -245,7 +245,7 @@ async fn cycle(sem: &AsyncSemaphore, checker: &Checker, tally: &Tally, hold: Dur
             _ = tokio::time::sleep(hold) => {}
             _ = permit.lost() => { tally.lost.fetch_add(1, Ordering::Relaxed); }
         }
-        checker.exit(permit.slots()).await;
+        checker.exit_holding(permit.slots()).await;
     }
     match permit.release().await {
         Ok(()) => {}
@@ -269,7 +269,9 @@ async fn under_faults(
     faults(rig).await;
     rig.heal();
     let tally = contenders.stop().await;
-    let (max, inside, over) = rig.checker().await.seen().await;
+    let checker = rig.checker().await;
+    let (max, inside) = checker.seen().await;
+    let over = checker.violation().await;
     let freed_after = rig.assert_all_free().await;
     let (closed, cuts) = rig.faults();
     println!(
@@ -326,7 +328,7 @@ async fn the_proxy_forwards_delays_holds_and_cuts() {
 
     // A partition closes the connection and refuses new ones.
     proxy.partition(true);
-    support::eventually("the partition closed the connection", || async {
+    testkit::eventually("the partition closed the connection", || async {
         proxy.live_connections() == 0
     })
     .await;
@@ -362,7 +364,7 @@ async fn the_proxy_forwards_delays_holds_and_cuts() {
 
     // Dropped connections: the next request fails or reconnects, never hangs.
     proxy.drop_connections();
-    support::eventually("dropped", || async { proxy.live_connections() == 0 }).await;
+    testkit::eventually("dropped", || async { proxy.live_connections() == 0 }).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -642,9 +644,9 @@ async fn burst(masters: usize, handles: usize, per_handle: usize) {
                 match sem.acquire_timeout(Duration::from_secs(6)).await {
                     Ok(Some(permit)) => {
                         tally.grants.fetch_add(1, Ordering::Relaxed);
-                        checker.enter(permit.slots()).await;
+                        checker.enter_holding(permit.slots()).await;
                         tokio::time::sleep(Duration::from_millis(1)).await;
-                        checker.exit(permit.slots()).await;
+                        checker.exit_holding(permit.slots()).await;
                         if let Err(error) = permit.release().await {
                             tally.error(format!("release: {}", kind(&error)));
                         }
@@ -664,7 +666,8 @@ async fn burst(masters: usize, handles: usize, per_handle: usize) {
             .unwrap();
     }
     let took = started.elapsed();
-    let (max, inside, over) = checker.seen().await;
+    let (max, inside) = checker.seen().await;
+    let over = checker.violation().await;
     let freed_after = rig.assert_all_free().await;
     println!(
         "{masters} masters, {handles} handles x {per_handle}: {} granted, {} timed out, \
@@ -757,7 +760,9 @@ async fn worker(mode: &str) {
         .build()
         .await
         .unwrap();
-    let checker = Checker::connect(&env("SEM_CHECKER"), permits).await;
+    let checker = Observer::connect(&env("SEM_CHECKER"))
+        .await
+        .with_limit(permits);
     let enter = env("SEM_ENTER") == "1";
     let permit = sem
         .acquire_timeout(Duration::from_secs(10))
@@ -767,7 +772,7 @@ async fn worker(mode: &str) {
     let (slot, token) = (permit.slots()[0], permit.fencing_token());
     let fenced = checker.fence(slot, token).await;
     if enter {
-        checker.enter(&[slot]).await;
+        checker.enter_holding(&[slot]).await;
     }
     report(&format!(
         "HOLD {} {token} {slot} fenced={fenced}",
@@ -833,7 +838,7 @@ impl Worker {
     }
 
     fn signal(&self, signal: &str) {
-        support::signal(signal, self.child.id());
+        testkit::signal(signal, self.child.id());
     }
 }
 
@@ -881,7 +886,7 @@ async fn killed_holders(masters: usize) {
         let at = Instant::now();
         // They can no longer touch the resource.
         for (_, _, slot) in &held {
-            checker.exit(&[*slot]).await;
+            checker.exit_holding(&[*slot]).await;
         }
         loop {
             let now_held = direct.holders().await.unwrap_or_default();

@@ -1,11 +1,9 @@
 //! Proves the test server harness works against the real server binary
 //! (`REDIS_SERVER_BIN`, default `redis-server`).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{Server, server_binary};
+use testkit::{Server, server_binary};
 
 fn get(server: &Server, key: &str) -> Option<String> {
     redis::from_redis_value(server.cmd(&["GET", key])).expect("GET returns a string or nil")

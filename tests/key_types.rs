@@ -2,13 +2,11 @@
 //! a clear error at once (never a hang, never a panic), nothing of someone else's is
 //! overwritten or deleted, and once the cause is gone nothing is left held after a lease.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use redis_semaphore::Error;
-use support::checks::{LEASE, all_free, fails_fast, key, string_at};
-use support::{Server, masters, sem, sem_on};
+use testkit::checks::{LEASE, all_free, fails_fast, key, string_at};
+use testkit::{Server, masters, sem, sem_on};
 
 #[tokio::test]
 async fn a_key_of_another_type_is_an_error_and_left_alone() {

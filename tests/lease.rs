@@ -1,12 +1,10 @@
 //! Leases: renewed while the guard lives, lost when they cannot be renewed in time, with
 //! fencing tokens that show the order of grants.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use redis_semaphore::Error;
-use support::{Server, sem};
+use testkit::{Server, sem};
 
 #[tokio::test]
 async fn a_held_permit_outlives_its_lease_by_renewal() {

@@ -4,14 +4,12 @@
 //! empty (after one lease, the delayed-restart rule) while holders contend, and an
 //! independent observer on another server counts who is inside.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::{Observer, Server, eventually, masters, sem, sem_on};
+use testkit::{Observer, Server, eventually, masters, sem, sem_on};
 
 const CONFIG: &str = "semaphore:{m}:config";
 /// The hash of who holds what; its `token` is the last fencing token granted on the master
@@ -183,7 +181,7 @@ async fn a_permit_spreads_to_a_master_restarted_empty() {
     .await;
     assert!(held.iter().all(|p| p.is_valid()));
     // That master now grants slot 3 like the others: one round trip, the same slot.
-    let lone = support::sem(&servers[2], "m", 5).build().await.unwrap();
+    let lone = testkit::sem(&servers[2], "m", 5).build().await.unwrap();
     assert_eq!(lone.value().await.unwrap(), 2);
     let fourth = sem.acquire().await.unwrap();
     assert_eq!(fourth.slots(), &[3]);
@@ -374,7 +372,7 @@ async fn contend(
         let stop = Arc::clone(&stop);
         let url = observer.url();
         tasks.push(tokio::spawn(async move {
-            let mut observer = Observer::connect(&url).await;
+            let observer = Observer::connect(&url).await;
             let mut grants = 0u64;
             for _ in 0..2000 {
                 if stop.load(Ordering::Relaxed) {
@@ -431,7 +429,7 @@ async fn a_master_restarted_empty_after_a_lease_admits_no_extra_holder() {
 async fn acquire_many_needs_each_slot_on_a_majority() {
     let servers = masters(3);
     // Slot 0 is taken on master 3 alone: it grants 1 and 2 where the others grant 0 and 1.
-    let lone = support::sem(&servers[2], "m", 4).build().await.unwrap();
+    let lone = testkit::sem(&servers[2], "m", 4).build().await.unwrap();
     let stray = lone.acquire().await.unwrap();
     let sem = sem_on(&servers, "m", 4).build().await.unwrap();
     let pair = sem.acquire_many(2).await.unwrap();

@@ -5,14 +5,12 @@
 //! This test binary re-runs itself as the worker processes (`harness = false` in
 //! Cargo.toml): with `SEM_WORKER` set, `main` is a worker; without it, the test runner.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::{Observer, Server};
+use testkit::{Observer, Server};
 
 fn main() {
     if let Ok(mode) = std::env::var("SEM_WORKER") {
@@ -47,7 +45,7 @@ fn main() {
             stopped_holder_learns_it_lost_and_tokens_rise,
         ),
     ];
-    support::run_tests("processes", tests);
+    testkit::run_tests("processes", tests);
 }
 
 fn env(name: &str) -> String {
@@ -84,7 +82,7 @@ async fn worker(mode: &str) {
                 let sem = sem.clone();
                 let observer_url = observer_url.clone();
                 handles.push(tokio::spawn(async move {
-                    let mut observer = Observer::connect(&observer_url).await;
+                    let observer = Observer::connect(&observer_url).await;
                     let mut over = None;
                     for _ in 0..rounds {
                         let permit = sem.acquire().await.unwrap();
@@ -213,7 +211,7 @@ impl Worker {
     }
 
     fn signal(&self, signal: &str) {
-        support::signal(signal, self.child.id());
+        testkit::signal(signal, self.child.id());
     }
 }
 
@@ -355,12 +353,12 @@ fn a_killed_waiter_does_not_hold_up_the_queue() {
         let permit = holder.acquire().await.unwrap();
         let mut waiter = Worker::spawn("wait", &server, 1, 10_000, &[]);
         assert_eq!(waiter.line(), "WAITING");
-        support::eventually("the worker queued", || async {
+        testkit::eventually("the worker queued", || async {
             server.int(&["ZCOUNT", "semaphore:{procs}:queue", "0", "+inf"]) == 1
         })
         .await;
         let behind = tokio::spawn(async move { next.acquire().await.unwrap() });
-        support::eventually("the second waiter queued behind it", || async {
+        testkit::eventually("the second waiter queued behind it", || async {
             server.int(&["ZCOUNT", "semaphore:{procs}:queue", "0", "+inf"]) == 2
         })
         .await;
@@ -399,7 +397,7 @@ fn a_release_wakes_one_of_fifty_waiting_processes() {
         for queued in 1..=50 {
             let mut worker = Worker::spawn("wait", &server, 1, 10_000, &[]);
             assert_eq!(worker.line(), "WAITING");
-            support::eventually("the worker queued", || async {
+            testkit::eventually("the worker queued", || async {
                 server.int(&["ZCOUNT", "semaphore:{procs}:queue", "0", "+inf"]) == queued
             })
             .await;

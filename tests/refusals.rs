@@ -3,14 +3,12 @@
 //! server that accepts connections and says nothing. Each is a clear error within the
 //! request timeout, never a hang; once the cause is gone the handle works again.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::checks::{LEASE, all_free, fails_fast, key};
-use support::proxy::Proxy;
-use support::{Server, sem};
+use testkit::checks::{LEASE, all_free, fails_fast, key};
+use testkit::proxy::Proxy;
+use testkit::{Server, sem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_protected_server() {
@@ -135,7 +133,7 @@ async fn a_full_server() {
     // Any write that needs memory is refused from now on.
     server.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
 
-    let error = fails_fast("a new semaphore", support::sem(&server, "new", 1).build()).await;
+    let error = fails_fast("a new semaphore", testkit::sem(&server, "new", 1).build()).await;
     assert!(error.to_string().contains("OOM"), "{error}");
     assert_eq!(server.int(&["EXISTS", &key("new", "config")]), 0);
 

@@ -1,14 +1,12 @@
 //! The semaphore's core promises against a real server: at most N holders, one EVALSHA
 //! per acquire and per release, config stored with the semaphore, release(n) semantics.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::{Observer, Server, eventually, sem};
+use testkit::{Observer, Server, eventually, sem};
 
 #[tokio::test]
 async fn never_more_than_n_holders_across_handles() {
@@ -20,7 +18,7 @@ async fn never_more_than_n_holders_across_handles() {
     for worker in 0..12 {
         // A handle per worker, as separate processes would have.
         let sem = sem(&server, "crowd", 3).build().await.unwrap();
-        let mut observer = Observer::connect(&observer.url()).await;
+        let observer = Observer::connect(&observer.url()).await;
         let (inside, max_seen) = (Arc::clone(&inside), Arc::clone(&max_seen));
         tasks.push(tokio::spawn(async move {
             for round in 0..8 {

@@ -4,14 +4,12 @@
 
 #![cfg(feature = "tls")]
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use redis_semaphore::AsyncSemaphore;
-use support::{Server, eventually, free_port, make_temp_dir};
+use testkit::{Server, eventually, free_port, make_temp_dir};
 
 /// A CA, and a certificate for 127.0.0.1 signed by it, in `dir`.
 fn make_certificates(dir: &Path) {

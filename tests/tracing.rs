@@ -4,13 +4,11 @@
 
 #![cfg(feature = "tracing")]
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{Server, sem};
+use testkit::{Server, sem};
 
 /// Everything the subscriber writes, shared with the test.
 #[derive(Clone, Default)]

@@ -4,14 +4,12 @@
 //! polling loop (try, then sleep 10 ms, the way redis-semaphore on npm waits) measured in
 //! the same test; the assertions are loose bounds that a busy machine still meets.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis_semaphore::{AsyncSemaphore, Permit};
-use support::{Server, eventually, sem};
+use testkit::{Server, eventually, sem};
 
 /// The queue: its lines are scored by their arrival (µs); the member `~`, scored -1, keeps
 /// the key.
@@ -319,7 +317,7 @@ fn a_subscriber_whose_runtime_stopped_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_pushed_to_a_cut_off_waiter_expires_after_a_waiter_lease() {
     let server = Server::start();
-    let proxy = support::proxy::Proxy::start(&server);
+    let proxy = testkit::proxy::Proxy::start(&server);
     let lease = Duration::from_secs(10);
     let holder = sem(&server, "w", 1).lease(lease).build().await.unwrap();
     let cut_off = redis_semaphore::AsyncSemaphore::builder("w", 1)
@@ -450,7 +448,7 @@ async fn a_crash_and_a_paused_master_neither_wedge_nor_double_grant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_line_keeps_its_place_for_a_minute_without_asking() {
     let server = Server::start();
-    let proxy = support::proxy::Proxy::start(&server);
+    let proxy = testkit::proxy::Proxy::start(&server);
     let holder = sem(&server, "w", 1)
         .lease(Duration::from_secs(3))
         .build()
@@ -517,7 +515,7 @@ async fn a_queued_line_keeps_its_place_for_a_minute_without_asking() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_cut_off_while_queued_still_gets_its_grant() {
     let server = Server::start();
-    let proxy = support::proxy::Proxy::start(&server);
+    let proxy = testkit::proxy::Proxy::start(&server);
     let holder = sem(&server, "w", 1).build().await.unwrap();
     let permit = holder.acquire().await.unwrap();
     let cut = redis_semaphore::AsyncSemaphore::builder("w", 1)

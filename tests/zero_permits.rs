@@ -1,12 +1,10 @@
 //! Zero permits: an unbounded semaphore that starts locked and is opened by releases, as
 //! Python's `threading.Semaphore(0)` is; refused where it could never open (bounded).
 
-mod support;
-
 use std::time::Duration;
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::{Server, sem};
+use testkit::{Server, sem};
 
 #[tokio::test]
 async fn an_unbounded_semaphore_of_zero_permits_starts_locked_and_releases_open_it() {
@@ -36,7 +34,7 @@ async fn an_unbounded_semaphore_of_zero_permits_starts_locked_and_releases_open_
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiter.is_finished());
-    let other = support::sem(&server, "gate", 0)
+    let other = testkit::sem(&server, "gate", 0)
         .bounded(false)
         .build()
         .await

@@ -136,24 +136,23 @@ def key() -> str:
 
 class Observer:
     """Counts holders in and out on the observer server; keeps the highest count seen
-    under `<name>:max` (the same keys as examples/fleet_worker.rs)."""
+    under `<name>:max`. Its script is the Rust test kit's (testkit/lua/observer.lua), with
+    the same keys as the fleet worker (`tools fleet-worker`)."""
 
-    ENTER = (
-        "local v = redis.call('INCR', KEYS[1]) "
-        "if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end "
-        "return v"
-    )
+    SCRIPT = (REPO / "testkit" / "lua" / "observer.lua").read_text()
 
     def __init__(self, url: str, name: str) -> None:
         self.r = redis.Redis.from_url(url)
         self.name = name
-        self.script = self.r.register_script(self.ENTER)
+        self.keys = [f"{name}:{key}" for key in ("inside", "max", "over", "slots", "fences")]
+        self.script = self.r.register_script(self.SCRIPT)
 
     def enter(self) -> int:
-        return int(self.script(keys=[f"{self.name}:inside", f"{self.name}:max"]))
+        inside, _shared_slot = self.script(keys=self.keys, args=["enter", 0])
+        return int(inside)
 
     def exit(self) -> None:
-        self.r.decr(f"{self.name}:inside")
+        self.script(keys=self.keys, args=["exit"])
 
     def max(self) -> int:
         return int(self.r.get(f"{self.name}:max") or 0)

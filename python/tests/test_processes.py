@@ -63,15 +63,16 @@ def test_a_killed_holder_gives_its_permit_back_within_a_lease(server: Server, ke
 
 
 def fleet_worker() -> str:
-    """examples/fleet_worker.rs, built by scripts/test-python.sh (FLEET_WORKER_BIN) or here."""
+    """The tools' fleet worker (`tools fleet-worker`), built by scripts/test-python.sh
+    (FLEET_WORKER_BIN) or here."""
     given = os.environ.get("FLEET_WORKER_BIN")
     if given:
         return given
     subprocess.run(
-        ["cargo", "build", "-q", "--example", "fleet_worker"], cwd=REPO, check=True, timeout=900
+        ["cargo", "build", "-q", "-p", "tools"], cwd=REPO, check=True, timeout=900
     )
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    return str(target / "debug" / "examples" / "fleet_worker")
+    return str(target / "debug" / "tools")
 
 
 def test_a_mixed_fleet_of_rust_and_python_processes(
@@ -83,7 +84,7 @@ def test_a_mixed_fleet_of_rust_and_python_processes(
     permits, rounds = 2, 8
     rust = [
         subprocess.Popen(
-            [binary, server.url, key, str(permits), str(rounds), observer.url, "3"],
+            [binary, "fleet-worker", server.url, key, str(permits), str(rounds), observer.url, "3"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

@@ -4,12 +4,13 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::Server;
+use crate::Server;
 
 /// The slots of a cluster.
 const SLOTS: u16 = 16384;
 
 /// Primaries that share the 16,384 slots between them, no replicas.
+#[derive(Debug)]
 pub struct Cluster {
     pub nodes: Vec<Server>,
 }

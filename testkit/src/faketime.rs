@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Server, make_temp_dir};
+use crate::{Server, make_temp_dir};
 
 /// Where Debian (and most distributions) put libfaketime; `$FAKETIME_LIB` overrides.
 const LIB_CANDIDATES: [&str; 4] = [
@@ -53,7 +53,8 @@ pub fn valkey_binary() -> String {
             return bin;
         }
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/valkey-bin.sh");
+    // The repository root is the test kit's parent.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/valkey-bin.sh");
     let out = Command::new(&script)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));

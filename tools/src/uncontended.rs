@@ -1,9 +1,9 @@
 //! Uncontended round trips, one client, timed one by one: what `make bench` sets beside
-//! the npm `redis-semaphore` (bench/peer/peer.mjs times the same things the same way).
+//! the npm `redis-semaphore` (tools/peer/peer.mjs times the same things the same way).
 //!
 //! ```text
-//! cargo run --release --example uncontended -- --url redis://127.0.0.1:6379 --json
-//! cargo run --release --example uncontended -- --masters 3 --scaling
+//! cargo run -p tools --release -- uncontended --url redis://127.0.0.1:6379 --json
+//! cargo run -p tools --release -- uncontended --masters 3 --scaling
 //! ```
 //!
 //! Why not the criterion bench: the peer comparison needs both sides on the same
@@ -32,151 +32,41 @@
 //! between each, `--count` times), and the server CPU per acquire + release.
 //! Prints one JSON line with `--json`.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
 use redis_semaphore::AsyncSemaphore;
+use testkit::info::{Served, Stats};
 
-const USAGE: &str = "\
-usage: uncontended [options]
-  --url URL        a master (repeat for several); none: start throwaway servers
-  --masters M      how many throwaway masters to start without --url (default 1)
-  --cycles C       timed operations per case (default 3000)
-  --warmup W       untimed operations per case first (default 300)
-  --rounds R       rounds the cases are interleaved in (default 5)
-  --count K        acquires and releases counted one by one (default 100)
-  --name NAME      prefix of the semaphores' names (default: a fresh one per run)
-  --scaling        also 10,000 permits and every master at once
-  --json           print the results as one JSON line";
-
-#[derive(Debug, Clone)]
-struct Options {
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Options {
+    /// A master (repeat for several); none: start throwaway servers.
+    #[arg(long = "url", value_name = "URL")]
     urls: Vec<String>,
+    /// How many throwaway masters to start without --url.
+    #[arg(long, default_value_t = 1)]
     masters: usize,
+    /// Timed operations per case.
+    #[arg(long, default_value_t = 3000)]
     cycles: usize,
+    /// Untimed operations per case first.
+    #[arg(long, default_value_t = 300)]
     warmup: usize,
+    /// Rounds the cases are interleaved in.
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Acquires and releases counted one by one.
+    #[arg(long, default_value_t = 100)]
     count: usize,
+    /// Prefix of the semaphores' names (default: a fresh one per run).
+    #[arg(long)]
     name: Option<String>,
+    /// Also 10,000 permits and every master at once.
+    #[arg(long)]
     scaling: bool,
+    /// Print the results as one JSON line.
+    #[arg(long)]
     json: bool,
-}
-
-impl Options {
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-        let mut o = Options {
-            urls: Vec::new(),
-            masters: 1,
-            cycles: 3000,
-            warmup: 300,
-            rounds: 5,
-            count: 100,
-            name: None,
-            scaling: false,
-            json: false,
-        };
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-            fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
-                v.parse()
-                    .map_err(|_| format!("{flag} wants a number, not {v:?}"))
-            }
-            match arg.as_str() {
-                "--url" => o.urls.push(value()?),
-                "--masters" => o.masters = num(&arg, value()?)?,
-                "--cycles" => o.cycles = num(&arg, value()?)?,
-                "--warmup" => o.warmup = num(&arg, value()?)?,
-                "--rounds" => o.rounds = num(&arg, value()?)?,
-                "--count" => o.count = num(&arg, value()?)?,
-                "--name" => o.name = Some(value()?),
-                "--scaling" => o.scaling = true,
-                "--json" => o.json = true,
-                "-h" | "--help" => return Err(String::new()),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        if o.masters == 0 || o.cycles == 0 || o.rounds == 0 || o.rounds > o.cycles {
-            return Err("--masters and --cycles must be at least 1, --rounds 1 to --cycles".into());
-        }
-        Ok(o)
-    }
-}
-
-/// What a server had done when asked: every command it served (`calls=` summed over
-/// `INFO commandstats`, which counts the commands scripts run) and its CPU time.
-#[derive(Debug, Clone, Copy, Default)]
-struct Snapshot {
-    commands: u64,
-    cpu_us: f64,
-}
-
-/// Takes snapshots of the masters on connections of its own, made before the first one.
-struct Stats {
-    conns: Vec<MultiplexedConnection>,
-}
-
-impl Stats {
-    async fn connect(urls: &[String]) -> Result<Stats, String> {
-        let mut conns = Vec::new();
-        for url in urls {
-            conns.push(connect(url).await?);
-        }
-        Ok(Stats { conns })
-    }
-
-    /// The sum over the masters. Each snapshot is one INFO per master, which the next
-    /// snapshot counts: [`Stats::since`] takes it off.
-    async fn snapshot(&mut self) -> Result<Snapshot, String> {
-        let mut sum = Snapshot::default();
-        for con in &mut self.conns {
-            let info: String = redis::cmd("INFO")
-                .arg("commandstats")
-                .arg("cpu")
-                .query_async(con)
-                .await
-                .map_err(|e| format!("INFO: {e}"))?;
-            let s = parse_info(&info)?;
-            sum.commands += s.commands;
-            sum.cpu_us += s.cpu_us;
-        }
-        Ok(sum)
-    }
-
-    /// What the masters did between `before` and now, less the INFO of `before`.
-    async fn since(&mut self, before: Snapshot) -> Result<Snapshot, String> {
-        let now = self.snapshot().await?;
-        Ok(Snapshot {
-            commands: (now.commands - before.commands).saturating_sub(self.conns.len() as u64),
-            cpu_us: now.cpu_us - before.cpu_us,
-        })
-    }
-}
-
-fn parse_info(info: &str) -> Result<Snapshot, String> {
-    let mut s = Snapshot::default();
-    for line in info.lines() {
-        let line = line.trim_end();
-        if line.starts_with("cmdstat_") {
-            let calls = line
-                .split_once("calls=")
-                .and_then(|(_, rest)| rest.split(',').next())
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| format!("cannot read {line:?}"))?;
-            s.commands += calls;
-        } else if let Some(v) = line
-            .strip_prefix("used_cpu_user:")
-            .or_else(|| line.strip_prefix("used_cpu_sys:"))
-        {
-            s.cpu_us += v
-                .parse::<f64>()
-                .map_err(|e| format!("cannot read {line:?}: {e}"))?
-                * 1e6;
-        }
-    }
-    Ok(s)
 }
 
 async fn connect(url: &str) -> Result<MultiplexedConnection, String> {
@@ -283,7 +173,7 @@ async fn measure(o: &Options) -> Result<String, String> {
     // Timed, interleaved; the acquire_release chunks are counted on the first master.
     let mut stats = Stats::connect(first).await?;
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(o.cycles); cases.len()];
-    let mut counted = Snapshot::default();
+    let mut counted = Served::default();
     for round in 0..o.rounds {
         let n = o.cycles / o.rounds + usize::from(round < o.cycles % o.rounds);
         for (i, (label, case)) in cases.iter_mut().enumerate() {
@@ -297,9 +187,7 @@ async fn measure(o: &Options) -> Result<String, String> {
             }
             case.settle().await?;
             if let Some(before) = before {
-                let d = stats.since(before).await?;
-                counted.commands += d.commands;
-                counted.cpu_us += d.cpu_us;
+                counted.add(&stats.since(&before).await?);
             }
         }
     }
@@ -312,13 +200,13 @@ async fn measure(o: &Options) -> Result<String, String> {
     for _ in 0..o.count {
         let s0 = stats.snapshot().await?;
         let permit = sem.acquire().await.map_err(|e| format!("acquire: {e}"))?;
-        acquires += stats.since(s0).await?.commands;
+        acquires += stats.since(&s0).await?.commands;
         let s1 = stats.snapshot().await?;
         permit
             .release()
             .await
             .map_err(|e| format!("release: {e}"))?;
-        releases += stats.since(s1).await?.commands;
+        releases += stats.since(&s1).await?.commands;
     }
 
     let mut fields = vec![
@@ -364,23 +252,16 @@ async fn measure(o: &Options) -> Result<String, String> {
     })
 }
 
-fn main() {
-    let mut o = match Options::parse(std::env::args().skip(1)) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("uncontended: {e}\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+pub(crate) fn main(mut o: Options) -> i32 {
+    if o.masters == 0 || o.cycles == 0 || o.rounds == 0 || o.rounds > o.cycles {
+        eprintln!("uncontended: --masters and --cycles must be at least 1, --rounds 1 to --cycles");
+        return 2;
+    }
     // Throwaway servers, killed when `servers` drops (before the exit below).
     let mut servers = Vec::new();
     if o.urls.is_empty() {
-        servers.extend((0..o.masters).map(|_| support::Server::start()));
-        o.urls = servers.iter().map(support::Server::url).collect();
+        servers.extend((0..o.masters).map(|_| testkit::Server::start()));
+        o.urls = servers.iter().map(testkit::Server::url).collect();
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -390,10 +271,13 @@ fn main() {
     drop(runtime);
     drop(servers);
     match result {
-        Ok(line) => println!("{line}"),
+        Ok(line) => {
+            println!("{line}");
+            0
+        }
         Err(e) => {
             eprintln!("uncontended: {e}");
-            std::process::exit(1);
+            1
         }
     }
 }

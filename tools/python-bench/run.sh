@@ -6,5 +6,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 venv=target/py-bench-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check maturin redis pottery ./python
-cargo build -q --release --example uncontended
-cd python/bench && "../../$venv/bin/python" uncontended.py "$@"
+cargo build -q --release -p tools
+cd tools/python-bench && "../../$venv/bin/python" uncontended.py "$@"

@@ -3,9 +3,9 @@
 //! acquire, the fairness of turns, and an independent count of holders.
 //!
 //! ```text
-//! cargo run --release --example load -- --workers 16 --permits 4 --hold-ms 5 --secs 3
-//! cargo run --release --example load -- --masters 3 --processes 4 --json
-//! cargo run --release --example load -- --url redis://127.0.0.1:6379 --poll-ms 10
+//! cargo run -p tools --release -- load --workers 16 --permits 4 --hold-ms 5 --secs 3
+//! cargo run -p tools --release -- load --masters 3 --processes 4 --json
+//! cargo run -p tools --release -- load --url redis://127.0.0.1:6379 --poll-ms 10
 //! ```
 //!
 //! Each worker has its own semaphore handle, as separate processes would, and loops
@@ -19,7 +19,7 @@
 //! out there, and a small script keeps the highest count. More than N holders at once ends
 //! the run with exit code 3. `--local-observer` counts in this process instead (atomics; one
 //! process only), with no round trips to another server: `make bench` uses it beside the npm
-//! peer (bench/peer/peer.mjs), which counts its holders in-process too, so that neither
+//! peer (tools/peer/peer.mjs), which counts its holders in-process too, so that neither
 //! side pays for an observer the other does not. With it and no hold, a worker yields to the
 //! scheduler once between counting in and out (the peer yields to its event loop), so
 //! that holders can overlap and be seen.
@@ -35,122 +35,89 @@
 //! `--herd 4x4,200x1,10x100,20x500` measures what a crowd of waiters costs instead: for
 //! each cell, N processes x H handles (each handle its own waiter line), and with `--peer`
 //! npm redis-semaphore with N x H connections beside it, on one `redis-server` started for
-//! the run. See `load/herd.rs`.
+//! the run. See `herd.rs`.
 
-#[path = "load/herd.rs"]
 mod herd;
-#[path = "../tests/support/mod.rs"]
-mod support;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis_semaphore::{AsyncSemaphore, Permit};
+use testkit::info::{Served, Stats};
 use tokio::time::Instant;
 
-const USAGE: &str = "\
-usage: load [options]
-  --url URL        a master (repeat for several); none: start throwaway servers
-  --masters M      how many throwaway masters to start without --url (default 1)
-  --observer URL   the observer's server (default: a throwaway one)
-  --local-observer count holders in this process instead (one process only)
-  --warmup         one acquire and release before the run, not counted
-  --workers W      workers, each with its own handle (default 16)
-  --permits N      the semaphore's permits (default 4)
-  --hold-ms H      how long each grant is held (default 5)
-  --secs D         how long the run lasts (default 3)
-  --processes P    run the workers in P child processes (default 1)
-  --unfair         Builder::fair(false)
-  --poll-ms X      wait by try_acquire and a sleep of X ms, as npm redis-semaphore does
-  --name NAME      the semaphore's name (default: a fresh one per run)
-  --json           print the results as one JSON line
-herd mode (one server, no observer; --workers and --processes come from the cells):
-  --herd CELLS     NxH[,NxH...]: N processes of H handles each, e.g. 4x4,200x1,10x100
-  --settle-secs S  run this long before the measured --secs begin (default 2)
-  --peer CMD       also run npm redis-semaphore with N x H connections, as
-                   `CMD herd ...` (e.g. \"node target/peer/peer.mjs\")
-  --markdown FILE  write the herd table there too";
+use crate::measure::{millis, now_us, process_cpu_us};
 
 /// Set in a child process to the index of its first worker.
 const CHILD_ENV: &str = "LOAD_CHILD";
 
-#[derive(Debug, Clone)]
-struct Options {
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Options {
+    /// A master (repeat for several); none: start throwaway servers.
+    #[arg(long = "url", value_name = "URL")]
     urls: Vec<String>,
+    /// How many throwaway masters to start without --url.
+    #[arg(long, default_value_t = 1)]
     masters: usize,
+    /// The observer's server (default: a throwaway one).
+    #[arg(long, value_name = "URL")]
     observer: Option<String>,
+    /// Count holders in this process instead (one process only).
+    #[arg(long)]
     local_observer: bool,
+    /// One acquire and release before the run, not counted.
+    #[arg(long)]
     warmup: bool,
+    /// Workers, each with its own handle.
+    #[arg(long, default_value_t = 16)]
     workers: usize,
+    /// The semaphore's permits.
+    #[arg(long, default_value_t = 4)]
     permits: u32,
+    /// How long each grant is held, in ms.
+    #[arg(long = "hold-ms", value_name = "MS", default_value = "5", value_parser = millis)]
     hold: Duration,
+    /// How long the run lasts, in seconds.
+    #[arg(long, default_value_t = 3.0)]
     secs: f64,
+    /// Run the workers in this many child processes.
+    #[arg(long, default_value_t = 1)]
     processes: usize,
+    /// Builder::fair(false).
+    #[arg(long = "unfair", action = clap::ArgAction::SetFalse)]
     fair: bool,
+    /// Wait by try_acquire and a sleep of this many ms, as npm redis-semaphore does.
+    #[arg(long = "poll-ms", value_name = "MS", value_parser = millis)]
     poll: Option<Duration>,
+    /// The semaphore's name (default: a fresh one per run).
+    #[arg(long)]
     name: Option<String>,
+    /// Print the results as one JSON line.
+    #[arg(long)]
     json: bool,
-    /// `--herd`: the cells, (processes, handles each).
-    herd: Vec<(usize, usize)>,
+    /// Herd mode (one server, no observer; --workers and --processes come from the cells):
+    /// NxH[,NxH...], N processes of H handles each, e.g. 4x4,200x1,10x100.
+    #[arg(long, value_name = "CELLS", default_value = "", value_parser = herd::Cells::parse,
+          hide_default_value = true)]
+    herd: herd::Cells,
+    /// Herd mode: run this long before the measured --secs begin.
+    #[arg(long, default_value_t = 2.0)]
     settle_secs: f64,
+    /// Herd mode: also run npm redis-semaphore with N x H connections, as `CMD herd ...`
+    /// (e.g. "node target/peer/peer.mjs").
+    #[arg(long, value_name = "CMD")]
     peer: Option<String>,
+    /// Herd mode: write the herd table there too.
+    #[arg(long, value_name = "FILE")]
     markdown: Option<String>,
 }
 
 impl Options {
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-        let mut o = Options {
-            urls: Vec::new(),
-            masters: 1,
-            observer: None,
-            local_observer: false,
-            warmup: false,
-            workers: 16,
-            permits: 4,
-            hold: Duration::from_millis(5),
-            secs: 3.0,
-            processes: 1,
-            fair: true,
-            poll: None,
-            name: None,
-            json: false,
-            herd: Vec::new(),
-            settle_secs: 2.0,
-            peer: None,
-            markdown: None,
-        };
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-            fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
-                v.parse()
-                    .map_err(|_| format!("{flag} wants a number, not {v:?}"))
-            }
-            match arg.as_str() {
-                "--url" => o.urls.push(value()?),
-                "--masters" => o.masters = num(&arg, value()?)?,
-                "--observer" => o.observer = Some(value()?),
-                "--local-observer" => o.local_observer = true,
-                "--warmup" => o.warmup = true,
-                "--workers" => o.workers = num(&arg, value()?)?,
-                "--permits" => o.permits = num(&arg, value()?)?,
-                "--hold-ms" => o.hold = Duration::from_millis(num(&arg, value()?)?),
-                "--secs" => o.secs = num(&arg, value()?)?,
-                "--processes" => o.processes = num(&arg, value()?)?,
-                "--unfair" => o.fair = false,
-                "--poll-ms" => o.poll = Some(Duration::from_millis(num(&arg, value()?)?)),
-                "--name" => o.name = Some(value()?),
-                "--json" => o.json = true,
-                "--herd" => o.herd = herd::parse_cells(&value()?)?,
-                "--settle-secs" => o.settle_secs = num(&arg, value()?)?,
-                "--peer" => o.peer = Some(value()?),
-                "--markdown" => o.markdown = Some(value()?),
-                "-h" | "--help" => return Err(String::new()),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
+    /// What clap cannot check alone.
+    fn validate(&self) -> Result<(), String> {
+        let o = self;
         if o.workers == 0 || o.permits == 0 || o.masters == 0 {
             return Err("--workers, --permits and --masters must be at least 1".into());
         }
@@ -172,12 +139,12 @@ impl Options {
         if o.herd.is_empty() && (o.peer.is_some() || o.markdown.is_some()) {
             return Err("--peer and --markdown go with --herd".into());
         }
-        Ok(o)
+        Ok(())
     }
 
     /// The arguments that make a child run `workers` of these workers.
     fn child_args(&self, workers: usize) -> Vec<String> {
-        let mut args = Vec::new();
+        let mut args = vec!["load".to_string()];
         for url in &self.urls {
             args.extend(["--url".into(), url.clone()]);
         }
@@ -201,13 +168,6 @@ impl Options {
         }
         args
     }
-}
-
-/// Microseconds since the epoch: one clock for every process on this machine.
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// One acquire, hold and release of one worker.
@@ -466,121 +426,6 @@ async fn poll(
     }
 }
 
-/// What the masters had served when asked, summed over them: script calls (`EVALSHA`
-/// and, should the client fall back to it, `EVAL`), every command (`calls=` over `INFO
-/// commandstats`, which counts the commands scripts run), and CPU time; for the herd
-/// table also each command's calls and the bytes written to clients (`INFO stats`).
-#[derive(Debug, Clone, Default)]
-struct Served {
-    script_calls: u64,
-    commands: u64,
-    cpu_us: f64,
-    by_command: BTreeMap<String, u64>,
-    net_out_bytes: u64,
-}
-
-/// Reads [`Served`] from the masters on connections of its own, made before the first
-/// snapshot so that their setup is not counted. Patient: a server the load keeps busy
-/// (a herd of 10,000 lines) can take more than redis-rs's default 500 ms to answer INFO.
-struct Stats {
-    conns: Vec<(String, redis::aio::MultiplexedConnection)>,
-}
-
-impl Stats {
-    async fn connect(urls: &[String]) -> Result<Stats, String> {
-        let config =
-            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
-        let mut conns = Vec::new();
-        for url in urls {
-            let client = redis::Client::open(url.as_str()).map_err(|e| format!("{url}: {e}"))?;
-            let con = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            conns.push((url.clone(), con));
-        }
-        Ok(Stats { conns })
-    }
-
-    async fn snapshot(&mut self) -> Result<Served, String> {
-        let mut sum = Served::default();
-        for (url, con) in &mut self.conns {
-            let info: String = redis::cmd("INFO")
-                .arg("commandstats")
-                .arg("cpu")
-                .arg("stats")
-                .query_async(con)
-                .await
-                .map_err(|e| format!("INFO on {url}: {e}"))?;
-            for line in info.lines().map(str::trim_end) {
-                let bad = |e: &dyn std::fmt::Display| format!("{url}: {line:?}: {e}");
-                if let Some(rest) = line.strip_prefix("cmdstat_") {
-                    let calls = rest
-                        .split_once("calls=")
-                        .and_then(|(_, r)| r.split(',').next())
-                        .ok_or_else(|| bad(&"no calls="))?
-                        .parse::<u64>()
-                        .map_err(|e| bad(&e))?;
-                    sum.commands += calls;
-                    if rest.starts_with("evalsha:") || rest.starts_with("eval:") {
-                        sum.script_calls += calls;
-                    }
-                    let command = rest.split(':').next().unwrap_or(rest);
-                    *sum.by_command.entry(command.to_string()).or_default() += calls;
-                } else if let Some(v) = line
-                    .strip_prefix("used_cpu_user:")
-                    .or_else(|| line.strip_prefix("used_cpu_sys:"))
-                {
-                    sum.cpu_us += v.parse::<f64>().map_err(|e| bad(&e))? * 1e6;
-                } else if let Some(v) = line.strip_prefix("total_net_output_bytes:") {
-                    sum.net_out_bytes += v.parse::<u64>().map_err(|e| bad(&e))?;
-                }
-            }
-        }
-        Ok(sum)
-    }
-
-    /// What the masters served since `before`, less the INFO that took `before`.
-    async fn since(&mut self, before: Served) -> Result<Served, String> {
-        let now = self.snapshot().await?;
-        let mut by_command = now.by_command;
-        for (command, calls) in by_command.iter_mut() {
-            *calls = calls.saturating_sub(before.by_command.get(command).copied().unwrap_or(0));
-        }
-        if let Some(info) = by_command.get_mut("info") {
-            *info = info.saturating_sub(self.conns.len() as u64);
-        }
-        by_command.retain(|_, calls| *calls > 0);
-        Ok(Served {
-            script_calls: now.script_calls.saturating_sub(before.script_calls),
-            commands: now
-                .commands
-                .saturating_sub(before.commands)
-                .saturating_sub(self.conns.len() as u64),
-            cpu_us: now.cpu_us - before.cpu_us,
-            by_command,
-            net_out_bytes: now.net_out_bytes.saturating_sub(before.net_out_bytes),
-        })
-    }
-}
-
-/// This process's CPU time (user + system, every thread) in µs, from `/proc/self/stat`
-/// (clock ticks of 1/100 s, Linux's `USER_HZ`); `None` where there is no such file.
-fn process_cpu_us() -> Option<f64> {
-    cpu_us_of("/proc/self/stat")
-}
-
-/// The CPU time in µs of the process whose `/proc/PID/stat` is `path`, as above.
-fn cpu_us_of(path: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    // The fields after the command name, which is in parentheses: state is field 3,
-    // utime 14 and stime 15.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 * 10_000.0)
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -706,7 +551,7 @@ fn run_processes(o: &Options) -> Result<(Outcome, Served, Option<f64>), String> 
     }
     let served = rt.block_on(async {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        stats.since(before).await
+        stats.since(&before).await
     })?;
     Ok((outcome, served, None))
 }
@@ -722,7 +567,7 @@ fn run_here(o: &Options) -> Result<(Outcome, Served, Option<f64>), String> {
         let outcome = run(o, workers).await;
         // Waiters that timed out at the end hand their place on in the background.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let served = stats.since(before).await?;
+        let served = stats.since(&before).await?;
         let cpu = process_cpu_us().zip(cpu_before).map(|(a, b)| a - b);
         Ok((outcome, served, cpu))
     })
@@ -938,23 +783,12 @@ impl Report {
     }
 }
 
-fn main() {
-    std::process::exit(load());
-}
-
 /// Runs the whole load; returns the exit code, once the throwaway servers are gone.
-fn load() -> i32 {
-    let mut o = match Options::parse(std::env::args().skip(1)) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("load: {e}\n{USAGE}");
-            return 2;
-        }
-    };
+pub(crate) fn main(mut o: Options) -> i32 {
+    if let Err(e) = o.validate() {
+        eprintln!("load: {e}");
+        return 2;
+    }
     if let Ok(first) = std::env::var(CHILD_ENV) {
         let first = first.parse().expect("LOAD_CHILD is a worker index");
         return match child(&o, first) {
@@ -972,11 +806,11 @@ fn load() -> i32 {
     // Throwaway servers, killed when this function returns.
     let mut servers = Vec::new();
     if o.urls.is_empty() {
-        servers.extend((0..o.masters).map(|_| support::Server::start()));
-        o.urls = servers.iter().map(support::Server::url).collect();
+        servers.extend((0..o.masters).map(|_| testkit::Server::start()));
+        o.urls = servers.iter().map(testkit::Server::url).collect();
     }
     if o.observer.is_none() && !o.local_observer {
-        let observer = support::Server::start();
+        let observer = testkit::Server::start();
         o.observer = Some(observer.url());
         servers.push(observer);
     }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use redis_semaphore::{AsyncSemaphore, Error};
 
-use super::Server;
+use crate::Server;
 
 /// A short lease, so that what a failure leaves held is back within the test.
 pub const LEASE: Duration = Duration::from_millis(600);

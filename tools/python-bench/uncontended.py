@@ -1,6 +1,6 @@
 """Uncontended acquire + release, one client, timed one by one, on one redis-server in one
 run: this package (pottery's API, the permit API, asyncio), the Rust library
-(examples/uncontended.rs, its `acquire_release` case) and pottery-semaphore's algorithm.
+(`tools uncontended`, its `acquire_release` case) and pottery-semaphore's algorithm.
 
 pottery-semaphore is not on PyPI (it installs from its git repository, which this
 machine cannot reach), so its algorithm is expressed here on `pottery` 3 (PyPI), with
@@ -9,7 +9,7 @@ RedisSimpleQueue of wake-up tokens; an acquire takes the lock, reads and decreme
 counter and pops a token; a release takes the lock, reads the counter and the initial
 value, increments it and pushes a token. Written for this benchmark, not copied.
 
-    python/bench/run.sh          # makes target/py-bench-venv, builds, runs this
+    tools/python-bench/run.sh          # makes target/py-bench-venv, builds, runs this
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rust", default=str(REPO / "target/release/examples/uncontended"))
+    parser.add_argument("--rust", default=str(REPO / "target/release/tools"))
     args = parser.parse_args()
 
     import redis
@@ -172,6 +172,7 @@ def main() -> None:
                 out = subprocess.run(
                     [
                         args.rust,
+                        "uncontended",
                         "--url",
                         url,
                         "--json",

@@ -12,9 +12,6 @@
 //! steady numbers, but nothing overlaps on one CPU, so `acquire_drop` shows no gain from
 //! pipelining there.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -25,7 +22,7 @@ use tokio::runtime::Runtime;
 /// Builds an async semaphore on `server`, with the library's default timeouts.
 fn semaphore(
     runtime: &Runtime,
-    server: &support::Server,
+    server: &testkit::Server,
     name: &str,
     permits: u32,
 ) -> AsyncSemaphore {
@@ -55,7 +52,7 @@ fn bench_acquire_release(
 }
 
 fn round_trip(c: &mut Criterion) {
-    let server = support::Server::start();
+    let server = testkit::Server::start();
     // One thread: the bench's own, which drives the connection, the renewals and the
     // background releases between its awaits; the server gets the other core.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -74,12 +71,12 @@ fn round_trip(c: &mut Criterion) {
     let many_permits = semaphore(&runtime, &server, "bench:acquire_release_10000", 10_000);
     let acquire_many = semaphore(&runtime, &server, "bench:acquire_many_4", 10);
     // Three masters: this server and two more; every request goes to all three at once.
-    let others = [support::Server::start(), support::Server::start()];
+    let others = [testkit::Server::start(), testkit::Server::start()];
     let three_masters = runtime
         .block_on(
             AsyncSemaphore::builder("bench:three_masters", 3)
                 .master(server.url())
-                .masters(others.iter().map(support::Server::url))
+                .masters(others.iter().map(testkit::Server::url))
                 .build(),
         )
         .expect("build semaphore on 3 masters");

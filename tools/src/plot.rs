@@ -2,7 +2,7 @@
 //! the throughput against the number of workers, one line per master count.
 //!
 //! ```text
-//! cargo run --release --example plot -- target/bench-report/sweep.tsv target/bench-report/load.svg
+//! cargo run -p tools --release -- plot target/bench-report/sweep.tsv target/bench-report/load.svg
 //! ```
 //!
 //! The input has one case a line, tab-separated, `#` starting a comment:
@@ -165,13 +165,28 @@ fn draw(cases: &[Case], out: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
-    let mut args = std::env::args().skip(1);
-    let (Some(input), Some(out)) = (args.next(), args.next()) else {
-        return Err("usage: plot SWEEP.tsv OUT.svg".into());
-    };
-    let text = std::fs::read_to_string(&input).map_err(|e| format!("{input}: {e}"))?;
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The sweep: masters, workers, cycles/s, wait p50 and p99 in ms, tab-separated.
+    sweep: String,
+    /// The SVG to write.
+    out: String,
+}
+
+pub(crate) fn main(args: Args) -> i32 {
+    match plot(&args.sweep, &args.out) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("plot: {e}");
+            1
+        }
+    }
+}
+
+/// Draws the sweep in `input` to the SVG `out`.
+pub(crate) fn plot(input: &str, out: &str) -> Result<(), Box<dyn Error>> {
+    let text = std::fs::read_to_string(input).map_err(|e| format!("{input}: {e}"))?;
     let cases = parse(&text)?;
-    draw(&cases, &out)?;
+    draw(&cases, out)?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Server, free_port, make_temp_dir, server_binary};
+use crate::{Server, free_port, make_temp_dir, server_binary};
 
 /// The service name the sentinels monitor.
 pub const SERVICE: &str = "mymaster";

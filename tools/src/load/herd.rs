@@ -53,9 +53,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::{Instant, sleep_until, timeout_at};
 
-use super::{
-    CHILD_ENV, Cycle, Options, Served, Stats, cpu_us_of, now_us, quantile_ms, runtime, support,
-};
+use testkit::info::{Served, Stats};
+
+use super::{CHILD_ENV, Cycle, Options, quantile_ms, runtime};
+use crate::measure::{cpu_us_of, now_us};
 
 /// At most this many cells, processes per cell, handles per process and lines per cell.
 const MAX_CELLS: usize = 16;
@@ -74,8 +75,29 @@ const GRACE: Duration = Duration::from_secs(60);
 /// client's runtime, stdio).
 const SPARE_FDS: u64 = 64;
 
+/// The cells of `--herd`: (processes, handles each); none outside herd mode.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Cells(Vec<(usize, usize)>);
+
+impl std::ops::Deref for Cells {
+    type Target = [(usize, usize)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Cells {
+    /// `NxH[,NxH...]`: N processes of H handles each; empty: none.
+    pub(super) fn parse(spec: &str) -> Result<Cells, String> {
+        if spec.is_empty() {
+            return Ok(Cells::default());
+        }
+        parse_cells(spec).map(Cells)
+    }
+}
+
 /// `NxH[,NxH...]`: N processes of H handles each.
-pub(super) fn parse_cells(spec: &str) -> Result<Vec<(usize, usize)>, String> {
+fn parse_cells(spec: &str) -> Result<Vec<(usize, usize)>, String> {
     let cells = spec
         .split(',')
         .map(|cell| {
@@ -186,7 +208,7 @@ pub(super) fn run(mut o: Options) -> i32 {
     let server = o
         .urls
         .is_empty()
-        .then(|| support::Server::start_with(&["--maxclients", &maxclients.to_string()]));
+        .then(|| testkit::Server::start_with(&["--maxclients", &maxclients.to_string()]));
     if let Some(server) = &server {
         o.urls = vec![server.url()];
     }
@@ -438,7 +460,7 @@ async fn measure(
     sleep_until(go + Duration::from_secs_f64(o.settle_secs + o.secs)).await;
     let (served, window_end, cpu_after) = {
         let t = now_us();
-        let served = stats.since(before).await?;
+        let served = stats.since(&before).await?;
         (served, (t + now_us()) / 2, clients_cpu())
     };
 
@@ -781,7 +803,16 @@ mod tests {
     use super::*;
 
     fn options() -> Options {
-        Options::parse(["--herd".to_string(), "1x2".to_string()].into_iter()).expect("valid")
+        #[derive(clap::Parser)]
+        struct Load {
+            #[command(flatten)]
+            options: Options,
+        }
+        let o = <Load as clap::Parser>::try_parse_from(["load", "--herd", "1x2"])
+            .expect("valid")
+            .options;
+        o.validate().expect("valid");
+        o
     }
 
     fn cycle(worker: usize, start: u64, grant: u64, let_go: u64) -> Cycle {

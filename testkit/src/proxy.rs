@@ -1,5 +1,5 @@
 //! Fault injection for the reliability suite: a TCP proxy to put between clients and a
-//! master, and a checker that counts holders on a server that is not a master.
+//! master.
 //!
 //! ```ignore
 //! let proxy = Proxy::start(&server);        // listens on a free loopback port
@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, sleep_until};
 
-use super::Server;
+use crate::Server;
 
 /// Connections one proxy keeps open at once; more are accepted and closed at once.
 pub const MAX_CONNECTIONS: usize = 4096;
@@ -541,166 +541,4 @@ fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|w| w.eq_ignore_ascii_case(needle))
-}
-
-/// An independent count of who is inside the semaphore, on a server that is none of its
-/// masters: every holder counts itself in after its permit is granted and out before it
-/// releases, with the slots it holds. [`enter`](Self::enter) fails the run the moment
-/// more than the limit are inside, or two holders are inside with the same slot. Also a
-/// fenced resource: [`fence`](Self::fence) accepts a write only with a fencing token above
-/// every token it accepted for that slot.
-///
-/// Cheap to clone: clones share one multiplexed connection.
-#[derive(Clone)]
-pub struct Checker {
-    conn: redis::aio::MultiplexedConnection,
-    limit: u32,
-    enter: Arc<redis::Script>,
-    exit: Arc<redis::Script>,
-    fence: Arc<redis::Script>,
-}
-
-impl std::fmt::Debug for Checker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checker")
-            .field("limit", &self.limit)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What one [`Checker::try_enter`] saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entered {
-    /// Holders inside now, this one included.
-    pub inside: u32,
-    /// A slot that another holder inside holds too.
-    pub shared_slot: Option<u32>,
-}
-
-impl Checker {
-    /// Connects to the observing server; `limit` is the semaphore's permit count.
-    pub async fn connect(url: &str, limit: u32) -> Checker {
-        let client = redis::Client::open(url).expect("checker url");
-        let conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("checker connects");
-        // KEYS: inside, max, over (the first violation, kept), slots (hash slot -> holders
-        // inside with it). ARGV: limit, slots... Returns {inside, shared slot or -1}.
-        let enter = redis::Script::new(
-            "local v = redis.call('INCR', KEYS[1]) \
-             if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end \
-             if v > tonumber(ARGV[1]) then redis.call('SETNX', KEYS[3], v .. ' holders') end \
-             local shared = -1 \
-             for i = 2, #ARGV do \
-               if redis.call('HINCRBY', KEYS[4], ARGV[i], 1) > 1 then \
-                 shared = tonumber(ARGV[i]) \
-                 redis.call('SETNX', KEYS[3], 'slot ' .. ARGV[i] .. ' held twice') \
-               end \
-             end \
-             return {v, shared}",
-        );
-        let exit = redis::Script::new(
-            "redis.call('DECR', KEYS[1]) \
-             for i = 1, #ARGV do redis.call('HINCRBY', KEYS[2], ARGV[i], -1) end \
-             return 1",
-        );
-        // KEYS: fences (hash slot -> highest token). ARGV: slot, token. 1: accepted.
-        let fence = redis::Script::new(
-            "local top = redis.call('HGET', KEYS[1], ARGV[1]) \
-             if top and (#ARGV[2] < #top or (#ARGV[2] == #top and ARGV[2] <= top)) then return 0 end \
-             redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1",
-        );
-        Checker {
-            conn,
-            limit,
-            enter: Arc::new(enter),
-            exit: Arc::new(exit),
-            fence: Arc::new(fence),
-        }
-    }
-
-    /// Counts a holder of `slots` in; panics if that makes more than the limit inside, or
-    /// if another holder inside has one of these slots.
-    pub async fn enter(&self, slots: &[u32]) -> u32 {
-        let entered = self.try_enter(slots).await;
-        assert!(
-            entered.inside <= self.limit,
-            "over-admission: {} holders inside a semaphore of {}",
-            entered.inside,
-            self.limit
-        );
-        assert_eq!(
-            entered.shared_slot, None,
-            "two holders inside with the same slot"
-        );
-        entered.inside
-    }
-
-    /// Counts a holder of `slots` in and reports what it saw, without judging (the soak
-    /// counts violations instead of stopping at the first).
-    pub async fn try_enter(&self, slots: &[u32]) -> Entered {
-        let mut invocation = self.enter.key("inside");
-        invocation
-            .key("max")
-            .key("over")
-            .key("slots")
-            .arg(self.limit);
-        for slot in slots {
-            invocation.arg(*slot);
-        }
-        let (inside, shared): (u32, i64) = invocation
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .expect("checker enter");
-        Entered {
-            inside,
-            shared_slot: u32::try_from(shared).ok(),
-        }
-    }
-
-    /// Counts a holder of `slots` out.
-    pub async fn exit(&self, slots: &[u32]) {
-        let mut invocation = self.exit.key("inside");
-        invocation.key("slots");
-        for slot in slots {
-            invocation.arg(*slot);
-        }
-        let _: i64 = invocation
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .expect("checker exit");
-    }
-
-    /// A write to the fenced resource guarded by `slot`: accepted (true) only if `token`
-    /// is above every token accepted for that slot before.
-    pub async fn fence(&self, slot: u32, token: u64) -> bool {
-        let accepted: i64 = self
-            .fence
-            .key("fences")
-            .arg(slot)
-            .arg(token.to_string())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .expect("checker fence");
-        accepted == 1
-    }
-
-    /// The highest number inside at once so far, the number inside now, and the first
-    /// violation if there was one (`"3 holders"`, `"slot 1 held twice"`).
-    pub async fn seen(&self) -> (u32, i64, Option<String>) {
-        let (max, inside, over): (Option<u32>, Option<i64>, Option<String>) = redis::cmd("MGET")
-            .arg("max")
-            .arg("inside")
-            .arg("over")
-            .query_async(&mut self.conn.clone())
-            .await
-            .expect("checker read");
-        (max.unwrap_or(0), inside.unwrap_or(0), over)
-    }
-
-    /// The limit this checker holds the semaphore to.
-    pub fn limit(&self) -> u32 {
-        self.limit
-    }
 }

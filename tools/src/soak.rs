@@ -5,20 +5,20 @@
 //! prints what it did and what it saw, and exits 1 if anything was over-admitted or leaked.
 //!
 //! With `--sentinel` each master is a Sentinel group instead (a primary, two replicas and
-//! three sentinels, `tests/support/sentinel.rs`), reached through its sentinels, and the
+//! three sentinels, `testkit/src/sentinel.rs`), reached through its sentinels, and the
 //! faults are failovers: forced (`SENTINEL FAILOVER`) and the primary SIGKILLed and
 //! restarted empty; `--replicas N` makes grants wait for N replicas (2 by default: every
 //! replica, the setting under which a failover cannot over-admit).
 //!
 //! ```text
-//! cargo run --release --example soak -- --secs 20                 # one master
-//! cargo run --release --example soak -- --secs 30 --sentinel      # failovers
-//! cargo run --release --example soak -- --secs 600 --masters 3
-//! REDIS_SERVER_BIN=$(scripts/valkey-bin.sh) cargo run --release --example soak -- --secs 20 --masters 3
+//! cargo run -p tools --release -- soak --secs 20                 # one master
+//! cargo run -p tools --release -- soak --secs 30 --sentinel      # failovers
+//! cargo run -p tools --release -- soak --secs 600 --masters 3
+//! REDIS_SERVER_BIN=$(scripts/valkey-bin.sh) cargo run -p tools --release -- soak --secs 20 --masters 3
 //! ```
 //!
 //! Every server is a throwaway one on a free loopback port (the test harness in
-//! `tests/support`, `REDIS_SERVER_BIN` picks the binary): the masters, and the checker's
+//! the test kit, `REDIS_SERVER_BIN` picks the binary): the masters, and the checker's
 //! server, which is none of them. Each worker has its own handle; half the workers reach
 //! the masters through one set of proxies, half through another, so a fault can cut some
 //! clients off a master and not others. One fault runs at a time, with a calm of 0.2-1 s
@@ -30,9 +30,6 @@
 //! - after the run, with every fault healed and one lease passed: `value()` below N, or
 //!   anyone left in `holders()` (a leaked permit).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -41,32 +38,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis_semaphore::{AsyncSemaphore, Error};
-use support::Server;
-use support::proxy::{Checker, Proxy};
-use support::sentinel::{Group, SERVICE};
+use testkit::proxy::Proxy;
+use testkit::sentinel::{Group, SERVICE};
+use testkit::{Observer, Server};
 use tokio::time::Instant;
 
-const USAGE: &str = "\
-usage: soak [options]
-  --secs S         how long the faults run (default 20)
-  --masters M      1 or 3 (any odd number works; default 1)
-  --permits N      the semaphore's permits (default 2)
-  --workers W      workers, each with its own handle (default 8)
-  --lease-ms L     the lease (default 600); the request timeout is L/6
-  --faults LIST    which faults, comma-separated (default all): pause, kill, slow,
-                   partition, blackhole, holder, drop, cut, clock (as --clock)
-  --clock          run the masters under libfaketime (valkey-server, whatever
-                   REDIS_SERVER_BIN says) and add the fault `clock`: a master's clock
-                   jumps ahead by a lease and a half, then back. On 1 master this
-                   over-admits, as the README states: use --masters 3
-  --sentinel       each master is a Sentinel group (a primary, two replicas, three
-                   sentinels); the faults are failovers, forced and by killing the
-                   primary (the proxies' faults do not apply)
-  --replicas N     with --sentinel: grants wait for N replicas (default 2, every
-                   replica; 0: none, where a failover may over-admit)
-  --calm           inject no faults (a baseline)
-  --unfair         Builder::fair(false) for every handle
-  --json           print the summary as one JSON line as well";
+use crate::measure::millis;
 
 /// Set in a holder process (a child of this binary) to the masters' URLs.
 const HOLDER_ENV: &str = "SOAK_HOLDER";
@@ -93,57 +70,85 @@ const MAIN_FAULTS: [&str; 6] = ["pause", "kill", "slow", "partition", "blackhole
 /// On top, at any moment: a proxy's connections dropped, a request's reply cut.
 const SMALL_FAULTS: [&str; 2] = ["drop", "cut"];
 
+/// The soak's command line; [`Options`] is what it means.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// How long the faults run, in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    secs: f64,
+    /// Masters: 1 or 3 (any odd number works).
+    #[arg(long, default_value_t = 1)]
+    masters: usize,
+    /// The semaphore's permits.
+    #[arg(long, default_value_t = 2)]
+    permits: u32,
+    /// Workers, each with its own handle.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// The lease in ms; the request timeout is a sixth of it.
+    #[arg(long = "lease-ms", value_name = "MS", default_value = "600", value_parser = millis)]
+    lease: Duration,
+    /// Which faults, comma-separated (default all): pause, kill, slow, partition,
+    /// blackhole, holder, drop, cut, clock (as --clock).
+    #[arg(long, value_name = "LIST")]
+    faults: Option<String>,
+    /// Run the masters under libfaketime (valkey-server, whatever REDIS_SERVER_BIN says) and
+    /// add the fault `clock`: a master's clock jumps ahead by a lease and a half, then back.
+    /// On 1 master this over-admits, as the README states: use --masters 3.
+    #[arg(long)]
+    clock: bool,
+    /// Each master is a Sentinel group (a primary, two replicas, three sentinels); the
+    /// faults are failovers, forced and by killing the primary (the proxies' faults do not
+    /// apply).
+    #[arg(long)]
+    sentinel: bool,
+    /// With --sentinel: grants wait for this many replicas (2, every replica; 0: none,
+    /// where a failover may over-admit).
+    #[arg(long, default_value_t = 2)]
+    replicas: u32,
+    /// Inject no faults (a baseline).
+    #[arg(long)]
+    calm: bool,
+    /// Builder::fair(false) for every handle.
+    #[arg(long)]
+    unfair: bool,
+    /// Print the summary as one JSON line as well.
+    #[arg(long)]
+    json: bool,
+}
+
 impl Options {
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    fn from_args(args: Args) -> Result<Options, String> {
         let mut o = Options {
-            secs: 20.0,
-            masters: 1,
-            permits: 2,
-            workers: 8,
-            lease: Duration::from_millis(600),
+            secs: args.secs,
+            masters: args.masters,
+            permits: args.permits,
+            workers: args.workers,
+            lease: args.lease,
             faults: MAIN_FAULTS
                 .iter()
                 .chain(&SMALL_FAULTS)
                 .map(|f| f.to_string())
                 .collect(),
-            fair: true,
-            json: false,
-            clock: false,
-            sentinel: false,
-            replicas: 2,
+            fair: !args.unfair,
+            json: args.json,
+            clock: args.clock,
+            sentinel: args.sentinel,
+            replicas: args.replicas,
         };
-        while let Some(arg) = args.next() {
-            let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-            fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
-                v.parse()
-                    .map_err(|_| format!("{flag} wants a number, not {v:?}"))
+        if let Some(list) = args.faults {
+            o.faults = list.split(',').map(|f| f.trim().to_string()).collect();
+            if let Some(bad) = o.faults.iter().find(|f| {
+                !MAIN_FAULTS.contains(&f.as_str())
+                    && !SMALL_FAULTS.contains(&f.as_str())
+                    && f.as_str() != "clock"
+            }) {
+                return Err(format!("unknown fault {bad:?}"));
             }
-            match arg.as_str() {
-                "--secs" => o.secs = num(&arg, value()?)?,
-                "--masters" => o.masters = num(&arg, value()?)?,
-                "--permits" => o.permits = num(&arg, value()?)?,
-                "--workers" => o.workers = num(&arg, value()?)?,
-                "--lease-ms" => o.lease = Duration::from_millis(num(&arg, value()?)?),
-                "--calm" => o.faults.clear(),
-                "--unfair" => o.fair = false,
-                "--faults" => {
-                    o.faults = value()?.split(',').map(|f| f.trim().to_string()).collect();
-                    if let Some(bad) = o.faults.iter().find(|f| {
-                        !MAIN_FAULTS.contains(&f.as_str())
-                            && !SMALL_FAULTS.contains(&f.as_str())
-                            && f.as_str() != "clock"
-                    }) {
-                        return Err(format!("unknown fault {bad:?}"));
-                    }
-                    o.clock |= o.faults.iter().any(|f| f == "clock");
-                }
-                "--json" => o.json = true,
-                "--clock" => o.clock = true,
-                "--sentinel" => o.sentinel = true,
-                "--replicas" => o.replicas = num(&arg, value()?)?,
-                "-h" | "--help" => return Err(String::new()),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
+            o.clock |= o.faults.iter().any(|f| f == "clock");
+        }
+        if args.calm {
+            o.faults.clear();
         }
         if !(o.secs > 0.0 && o.secs <= 24.0 * 3600.0) {
             return Err("--secs must be above 0 and at most a day".into());
@@ -211,7 +216,7 @@ impl Stats {
         *self.faults.lock().unwrap().entry(kind).or_default() += 1;
     }
 
-    fn saw(&self, entered: support::proxy::Entered, permits: u32) {
+    fn saw(&self, entered: testkit::Entered, permits: u32) {
         self.max_inside
             .fetch_max(u64::from(entered.inside), Ordering::Relaxed);
         if entered.inside > permits {
@@ -227,19 +232,16 @@ impl Stats {
     }
 }
 
-fn main() {
+pub(crate) fn main(args: Args) -> i32 {
     if let Ok(urls) = std::env::var(HOLDER_ENV) {
         holder_process(&urls);
-        return;
+        return 0;
     }
-    let o = match Options::parse(std::env::args().skip(1)) {
+    let o = match Options::from_args(args) {
         Ok(o) => o,
         Err(why) => {
-            if !why.is_empty() {
-                eprintln!("soak: {why}");
-            }
-            eprintln!("{USAGE}");
-            std::process::exit(2);
+            eprintln!("soak: {why}");
+            return 2;
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -248,7 +250,7 @@ fn main() {
         .build()
         .unwrap();
     let ok = runtime.block_on(soak(o));
-    std::process::exit(if ok { 0 } else { 1 });
+    if ok { 0 } else { 1 }
 }
 
 fn rand_ms(range: std::ops::Range<u64>) -> Duration {
@@ -277,7 +279,7 @@ async fn build_from(builder: redis_semaphore::Builder, o: &Options) -> AsyncSema
 /// Starts a worker on `sem`: acquire, hold, release, checked, until `stop`.
 fn spawn_worker(
     sem: AsyncSemaphore,
-    checker: &Checker,
+    checker: &Observer,
     stats: &Arc<Stats>,
     stop: &Arc<AtomicBool>,
     o: &Options,
@@ -315,9 +317,9 @@ async fn soak(o: Options) -> bool {
         return soak_sentinel(o).await;
     }
     let started = Instant::now();
-    let (mut masters, mut clocks): (Vec<Server>, Vec<support::faketime::Clock>) = if o.clock {
+    let (mut masters, mut clocks): (Vec<Server>, Vec<testkit::faketime::Clock>) = if o.clock {
         (0..o.masters)
-            .map(|_| support::faketime::FakeClock::start().into_parts())
+            .map(|_| testkit::faketime::FakeClock::start().into_parts())
             .unzip()
     } else {
         (
@@ -333,7 +335,9 @@ async fn soak(o: Options) -> bool {
             .collect(),
     );
     let urls = |group: usize| -> Vec<String> { proxies[group].iter().map(Proxy::url).collect() };
-    let checker = Checker::connect(&observer.url(), o.permits).await;
+    let checker = Observer::connect(&observer.url())
+        .await
+        .with_limit(o.permits);
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -344,7 +348,7 @@ async fn soak(o: Options) -> bool {
     }
 
     // Dropped connections and cut replies, at any moment.
-    let small: Vec<&str> = SMALL_FAULTS
+    let small: Vec<&'static str> = SMALL_FAULTS
         .into_iter()
         .filter(|f| o.faults.iter().any(|g| g == f))
         .collect();
@@ -355,89 +359,24 @@ async fn soak(o: Options) -> bool {
     if o.clock {
         main_faults.push("clock");
     }
-    let small_faults = {
-        let (proxies, stats, stop) = (proxies.clone(), stats.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(rand_ms(50..400)).await;
-                if small.is_empty() {
-                    continue;
-                }
-                let group = &proxies[rand::random_range(0..proxies.len())];
-                let proxy = &group[rand::random_range(0..group.len())];
-                if small[rand::random_range(0..small.len())] == "drop" {
-                    proxy.drop_connections();
-                    stats.fault("dropped connections");
-                } else {
-                    proxy.cut_reply_to(b"EVALSHA");
-                    stats.fault("cut reply");
-                }
-            }
-        })
-    };
+    let small_faults = spawn_small_faults(small, &proxies, &stats, &stop);
 
     let end = started + Duration::from_secs_f64(o.secs);
     let mut last_report = Instant::now();
+    let mut rig = Rig {
+        masters: &mut masters,
+        clocks: &mut clocks,
+        proxies: &proxies,
+        observer: &observer,
+        checker: &checker,
+    };
     while Instant::now() < end {
         tokio::time::sleep(rand_ms(200..1000)).await;
         if main_faults.is_empty() {
             continue;
         }
-        let m = rand::random_range(0..masters.len());
-        let group = rand::random_range(0..2);
-        let lease_ms = o.lease.as_millis() as u64;
-        match main_faults[rand::random_range(0..main_faults.len())] {
-            "pause" => {
-                masters[m].pause();
-                tokio::time::sleep(rand_ms(lease_ms / 6..lease_ms * 2)).await;
-                masters[m].resume();
-                stats.fault("master paused");
-            }
-            "kill" => {
-                masters[m].kill();
-                // The delayed-restart rule: back, empty, after one lease at the least.
-                tokio::time::sleep(o.lease + rand_ms(0..lease_ms / 2)).await;
-                masters[m].restart();
-                stats.fault("master killed, restarted empty");
-            }
-            "slow" => {
-                let timeout_ms = o.request_timeout().as_millis() as u64;
-                for g in proxies.iter() {
-                    g[m].set_latency(rand_ms(timeout_ms * 3 / 10..timeout_ms / 2));
-                    g[m].set_jitter(Duration::from_millis(timeout_ms / 10));
-                }
-                tokio::time::sleep(rand_ms(300..1500)).await;
-                for g in proxies.iter() {
-                    g[m].heal();
-                }
-                stats.fault("master slowed near the timeout");
-            }
-            "partition" => {
-                proxies[group][m].partition(true);
-                tokio::time::sleep(rand_ms(lease_ms / 3..lease_ms * 2)).await;
-                proxies[group][m].partition(false);
-                stats.fault("master partitioned from half the clients");
-            }
-            "blackhole" => {
-                proxies[group][m].blackhole(true);
-                tokio::time::sleep(rand_ms(lease_ms / 3..lease_ms * 2)).await;
-                proxies[group][m].blackhole(false);
-                stats.fault("master black-holed for half the clients");
-            }
-            "clock" => {
-                // Ahead by a lease and a half (every lease on it expires), then back.
-                let ahead = (lease_ms * 3 / 2).div_ceil(1000) as i64;
-                clocks[m].write(ahead);
-                tokio::time::sleep(rand_ms(lease_ms / 2..lease_ms * 2)).await;
-                clocks[m].write(0);
-                stats.fault("master clock jumped ahead past the lease, then back");
-            }
-            _holder => {
-                if kill_a_holder(&urls(group), &observer, &checker, &stats, &o).await {
-                    stats.fault("holder process killed");
-                }
-            }
-        }
+        let fault = main_faults[rand::random_range(0..main_faults.len())];
+        rig.inject(fault, &stats, &o).await;
         if last_report.elapsed() >= Duration::from_secs(30) {
             last_report = Instant::now();
             eprintln!(
@@ -470,17 +409,118 @@ async fn soak(o: Options) -> bool {
     ok
 }
 
+/// What the main faults act on.
+struct Rig<'a> {
+    masters: &'a mut Vec<Server>,
+    clocks: &'a mut Vec<testkit::faketime::Clock>,
+    /// proxies[group][master]
+    proxies: &'a [Vec<Proxy>],
+    observer: &'a Server,
+    checker: &'a Observer,
+}
+
+impl Rig<'_> {
+    /// One main fault, on a master chosen at random (and, for the faults of a proxy, one
+    /// of the two groups of clients), lasting a random while; counted once it is over.
+    async fn inject(&mut self, fault: &str, stats: &Stats, o: &Options) {
+        let m = rand::random_range(0..self.masters.len());
+        let group = rand::random_range(0..2);
+        let lease_ms = o.lease.as_millis() as u64;
+        let urls: Vec<String> = self.proxies[group].iter().map(Proxy::url).collect();
+        match fault {
+            "pause" => {
+                self.masters[m].pause();
+                tokio::time::sleep(rand_ms(lease_ms / 6..lease_ms * 2)).await;
+                self.masters[m].resume();
+                stats.fault("master paused");
+            }
+            "kill" => {
+                self.masters[m].kill();
+                // The delayed-restart rule: back, empty, after one lease at the least.
+                tokio::time::sleep(o.lease + rand_ms(0..lease_ms / 2)).await;
+                self.masters[m].restart();
+                stats.fault("master killed, restarted empty");
+            }
+            "slow" => {
+                let timeout_ms = o.request_timeout().as_millis() as u64;
+                for g in self.proxies.iter() {
+                    g[m].set_latency(rand_ms(timeout_ms * 3 / 10..timeout_ms / 2));
+                    g[m].set_jitter(Duration::from_millis(timeout_ms / 10));
+                }
+                tokio::time::sleep(rand_ms(300..1500)).await;
+                for g in self.proxies.iter() {
+                    g[m].heal();
+                }
+                stats.fault("master slowed near the timeout");
+            }
+            "partition" => {
+                self.proxies[group][m].partition(true);
+                tokio::time::sleep(rand_ms(lease_ms / 3..lease_ms * 2)).await;
+                self.proxies[group][m].partition(false);
+                stats.fault("master partitioned from half the clients");
+            }
+            "blackhole" => {
+                self.proxies[group][m].blackhole(true);
+                tokio::time::sleep(rand_ms(lease_ms / 3..lease_ms * 2)).await;
+                self.proxies[group][m].blackhole(false);
+                stats.fault("master black-holed for half the clients");
+            }
+            "clock" => {
+                // Ahead by a lease and a half (every lease on it expires), then back.
+                let ahead = (lease_ms * 3 / 2).div_ceil(1000) as i64;
+                self.clocks[m].write(ahead);
+                tokio::time::sleep(rand_ms(lease_ms / 2..lease_ms * 2)).await;
+                self.clocks[m].write(0);
+                stats.fault("master clock jumped ahead past the lease, then back");
+            }
+            _holder => {
+                if kill_a_holder(&urls, self.observer, self.checker, stats, o).await {
+                    stats.fault("holder process killed");
+                }
+            }
+        }
+    }
+}
+
+/// Drops a proxy's connections or cuts a request's reply, at random moments, until `stop`.
+fn spawn_small_faults(
+    small: Vec<&'static str>,
+    proxies: &Arc<Vec<Vec<Proxy>>>,
+    stats: &Arc<Stats>,
+    stop: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let (proxies, stats, stop) = (proxies.clone(), stats.clone(), stop.clone());
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(rand_ms(50..400)).await;
+            if small.is_empty() {
+                continue;
+            }
+            let group = &proxies[rand::random_range(0..proxies.len())];
+            let proxy = &group[rand::random_range(0..group.len())];
+            if small[rand::random_range(0..small.len())] == "drop" {
+                proxy.drop_connections();
+                stats.fault("dropped connections");
+            } else {
+                proxy.cut_reply_to(b"EVALSHA");
+                stats.fault("cut reply");
+            }
+        }
+    })
+}
+
 /// Prints what the run did and saw; true if nothing was over-admitted or leaked.
 async fn report(
     o: &Options,
     stats: &Stats,
-    checker: &Checker,
+    checker: &Observer,
     ran: Duration,
     value: Option<u32>,
     holders: Option<usize>,
     freed_after: Duration,
 ) -> bool {
-    let (max_seen, inside, first_violation) = checker.seen().await;
+    let (max_seen, inside) = checker.seen().await;
+    let first_violation = checker.violation().await;
     let leaked = o.permits.saturating_sub(value.unwrap_or(0));
 
     let over = Stats::get(&stats.over) + Stats::get(&stats.slot_twice);
@@ -595,7 +635,9 @@ async fn soak_sentinel(o: Options) -> bool {
         .map(|_| tokio::task::block_in_place(Group::start))
         .collect();
     let observer = Server::start();
-    let checker = Checker::connect(&observer.url(), o.permits).await;
+    let checker = Observer::connect(&observer.url())
+        .await
+        .with_limit(o.permits);
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -634,7 +676,7 @@ async fn soak_sentinel(o: Options) -> bool {
 /// One acquire, hold and release, checked.
 async fn cycle(
     sem: &AsyncSemaphore,
-    checker: &Checker,
+    checker: &Observer,
     stats: &Stats,
     permits: u32,
     lease: Duration,
@@ -663,7 +705,7 @@ async fn cycle(
             _ = tokio::time::sleep(rand_ms(1..20)) => {}
             _ = permit.lost() => { stats.lost.fetch_add(1, Ordering::Relaxed); }
         }
-        checker.exit(permit.slots()).await;
+        checker.exit_holding(permit.slots()).await;
     } else {
         stats.stale_grants.fetch_add(1, Ordering::Relaxed);
     }
@@ -677,11 +719,12 @@ async fn cycle(
 async fn kill_a_holder(
     urls: &[String],
     observer: &Server,
-    checker: &Checker,
+    checker: &Observer,
     stats: &Stats,
     o: &Options,
 ) -> bool {
     let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("soak")
         .env(HOLDER_ENV, urls.join(","))
         .env("SOAK_OBSERVER", observer.url())
         .env("SOAK_PERMITS", o.permits.to_string())
@@ -710,7 +753,7 @@ async fn kill_a_holder(
         })
         .map(|(slot, inside, shared)| {
             stats.saw(
-                support::proxy::Entered {
+                testkit::Entered {
                     inside,
                     shared_slot: u32::try_from(shared).ok(),
                 },
@@ -725,7 +768,7 @@ async fn kill_a_holder(
     let _ = child.wait();
     if let Some(slot) = held {
         // Dead, it touches nothing any more.
-        checker.exit(&[slot]).await;
+        checker.exit_holding(&[slot]).await;
         stats.acquisitions.fetch_add(1, Ordering::Relaxed);
     }
     held.is_some()
@@ -752,7 +795,9 @@ fn holder_process(urls: &str) {
         let mut out = std::io::stdout();
         match permit.filter(|p| p.is_valid()) {
             Some(permit) => {
-                let checker = Checker::connect(&env("SOAK_OBSERVER"), permits).await;
+                let checker = Observer::connect(&env("SOAK_OBSERVER"))
+                    .await
+                    .with_limit(permits);
                 let slot = permit.slots()[0];
                 let entered = checker.try_enter(&[slot]).await;
                 let shared = entered.shared_slot.map_or(-1, i64::from);
@@ -769,19 +814,8 @@ fn holder_process(urls: &str) {
     });
 }
 
-/// "Redis 7.0.15" from `redis-server --version`.
+/// "Redis 7.0.15" from the server binary's `--version`, else the binary's path.
 fn server_version() -> String {
-    let bin = support::server_binary();
-    Command::new(&bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|out| {
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            let mut words = text.split_whitespace();
-            let name = words.next()?.to_string();
-            let version = words.nth(1)?.trim_start_matches("v=").to_string();
-            Some(format!("{name} {version}"))
-        })
-        .unwrap_or(bin)
+    let bin = testkit::server_binary();
+    crate::measure::server_version(&bin).unwrap_or(bin)
 }
