@@ -6,12 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-tools="target/py-venv"
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-if [ ! -x "$tools/bin/python" ]; then
-  python3 -m venv "$tools"
-fi
-"$tools/bin/pip" install -q 'maturin>=1.9.4,<2' ziglang auditwheel
+tools="$(scripts/py-venv.sh 'maturin>=1.9.4,<2' ziglang auditwheel)"
 
 out="${CARGO_TARGET_DIR:-target}/wheels"
 rm -f "$out"/redis_semaphore_rs-*.whl

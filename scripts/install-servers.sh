@@ -24,18 +24,14 @@ apt_install() {
   $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-# --- Redis ---------------------------------------------------------------
 if ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
 fi
 redis_bin="$(command -v redis-server)"
-
-# --- openssl (the TLS tests make their certificates with it) ---------------
 if ! command -v openssl >/dev/null 2>&1; then
   apt_install openssl
 fi
 
-# --- libfaketime (tests/clocks.rs moves a running valkey-server's clock with it) ---
 have_faketime=0
 for lib in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do
   if [ -f "$lib" ]; then have_faketime=1; fi
@@ -44,7 +40,6 @@ if [ "$have_faketime" -eq 0 ]; then
   apt_install faketime
 fi
 
-# --- Valkey --------------------------------------------------------------
 if ! command -v python3 >/dev/null 2>&1; then
   apt_install python3 python3-pip
 fi

@@ -4,8 +4,7 @@
 //! several "hosts" (processes) that never overlap, and the admin commands (`status --json`
 //! parsed). Processes are checked by pid in `/proc` (Linux).
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
+use testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
