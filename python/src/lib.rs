@@ -4,15 +4,15 @@
 //! keeps pottery-semaphore's API; this layer runs the library's operations. Every
 //! operation of the library's `AsyncSemaphore` and `Permit` is a task on one Tokio runtime
 //! that the extension owns, and synchronous and asyncio Python code wait for it in their
-//! own ways (see [`pending`]). The runtime's threads call into Python only through a gate
-//! that is closed at interpreter exit ([`gate`]).
+//! own ways (see `pending`). The runtime's threads call into Python only through a gate
+//! that is closed at interpreter exit (`gate`).
 //!
-//! - [`pending`]: the runtime, `Pending`, and how a cancelled operation ends;
-//! - [`gate`]: the finalization gate and `shutdown`;
-//! - [`errors`]: the library's errors as `NativeError(kind, message, details)`, said in
+//! - `pending`: the runtime, `Pending`, and how a cancelled operation ends;
+//! - `gate`: the finalization gate and `shutdown`;
+//! - `errors`: the library's errors as `NativeError(kind, message, details)`, said in
 //!   Python's terms;
-//! - [`options`]: the settings a handle is built from, passed whole;
-//! - [`semaphore`] and [`permit`]: the two classes Python code holds.
+//! - `options`: the settings a handle is built from, passed whole;
+//! - `semaphore` and `permit`: the two classes Python code holds.
 
 mod duration;
 mod errors;

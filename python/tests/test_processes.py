@@ -68,9 +68,7 @@ def fleet_worker() -> str:
     given = os.environ.get("FLEET_WORKER_BIN")
     if given:
         return given
-    subprocess.run(
-        ["cargo", "build", "-q", "-p", "tools"], cwd=REPO, check=True, timeout=900
-    )
+    subprocess.run(["cargo", "build", "-q", "-p", "tools"], cwd=REPO, check=True, timeout=900)
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     return str(target / "debug" / "tools")
 

@@ -413,7 +413,7 @@ async fn soak(o: Options) -> bool {
 struct Rig<'a> {
     masters: &'a mut Vec<Server>,
     clocks: &'a mut Vec<testkit::faketime::Clock>,
-    /// proxies[group][master]
+    /// `proxies[group][master]`
     proxies: &'a [Vec<Proxy>],
     observer: &'a Server,
     checker: &'a Observer,
