@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::builder::IntoMaster;
+use crate::address::IntoMaster;
 use crate::error::Error;
 
 /// The private runtime and its thread. Dropping the last reference stops and joins it.

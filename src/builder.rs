@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use crate::address::{Address, IntoMaster, describe};
 use crate::config::Config;
 use crate::core::Core;
 use crate::error::Error;
 use crate::link::Link;
 use crate::master::Master;
 use crate::quorum::Quorum;
+use crate::replicas::{self, Replicas};
 use crate::semaphore::AsyncSemaphore;
+use crate::sentinel::Given;
 
 /// Longest semaphore name accepted, in bytes (1024): every request carries it four times.
 pub const MAX_NAME_LEN: usize = 1024;
@@ -29,122 +32,6 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 /// [`Error::Outage`], unless [`Builder::outage_timeout`] says otherwise: 30 s.
 pub const DEFAULT_OUTAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Something that names a master: a URL (`&str`, `String`), a [`redis::Client`](https://docs.rs/redis/1/redis/struct.Client.html) or
-/// a [`redis::ConnectionInfo`](https://docs.rs/redis/1/redis/struct.ConnectionInfo.html) (the `redis` crate is re-exported as
-/// `redis_semaphore::redis`).
-pub trait IntoMaster {
-    /// Turns `self` into a client, or says why it cannot.
-    fn into_client(self) -> redis::RedisResult<redis::Client>;
-}
-
-impl IntoMaster for redis::Client {
-    fn into_client(self) -> redis::RedisResult<redis::Client> {
-        Ok(self)
-    }
-}
-
-impl IntoMaster for redis::ConnectionInfo {
-    fn into_client(self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self)
-    }
-}
-
-impl IntoMaster for &str {
-    fn into_client(self) -> redis::RedisResult<redis::Client> {
-        open_url(self)
-    }
-}
-
-impl IntoMaster for String {
-    fn into_client(self) -> redis::RedisResult<redis::Client> {
-        open_url(&self)
-    }
-}
-
-impl IntoMaster for &String {
-    fn into_client(self) -> redis::RedisResult<redis::Client> {
-        open_url(self)
-    }
-}
-
-/// The URLs redis-rs accepts, as a bad one's error lists them.
-const URL_FORMS: &str = "redis://[user[:password]@]host[:port][/db], \
-    rediss://... (TLS, feature `tls`), valkey://... and valkeys://... alike, or a Unix \
-    socket: redis+unix:///path/to/socket, unix:///path/to/socket (also valkey+unix://; \
-    options ?db=N&user=U&pass=P)";
-
-/// A client for `url`, or an error that shows the URL (its password hidden), what is
-/// wrong with it and the accepted forms.
-fn open_url(url: &str) -> redis::RedisResult<redis::Client> {
-    redis::Client::open(url).map_err(|error| {
-        let text = error.to_string();
-        let why = match error.detail() {
-            Some(detail) => detail.to_string(),
-            // "Redis URL did not parse - InvalidClientConfig": the first part says it.
-            None => text.split(" - ").next().unwrap_or(&text).to_string(),
-        };
-        redis::RedisError::from((
-            redis::ErrorKind::InvalidClientConfig,
-            "not a valid Redis URL",
-            format!(
-                "{:?} ({why}); the accepted forms are {URL_FORMS}",
-                hide_password(url)
-            ),
-        ))
-    })
-}
-
-/// `url` with the password of its user part, if any, replaced by `***`.
-fn hide_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_string();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end],
-            &rest[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
-    }
-}
-
-/// A master's configuration error as the builder reports it: our own detail (a bad URL's),
-/// without redis-rs's kind in the middle.
-fn describe(error: &redis::RedisError) -> String {
-    match error.detail() {
-        Some(detail) if error.kind() == redis::ErrorKind::InvalidClientConfig => detail.to_string(),
-        _ => error.to_string(),
-    }
-}
-
-/// One master as given to the builder.
-#[derive(Clone)]
-enum Spec {
-    Server(Box<redis::Client>),
-    Sentinel(crate::sentinel::Given),
-    #[cfg(feature = "cluster")]
-    Cluster(Vec<redis::ConnectionInfo>),
-}
-
-impl Spec {
-    /// The addresses it names, as `host:port`.
-    fn addrs(&self) -> Vec<String> {
-        match self {
-            Spec::Server(client) => vec![client.get_connection_info().addr().to_string()],
-            Spec::Sentinel(given) => vec![given.label()],
-            #[cfg(feature = "cluster")]
-            Spec::Cluster(nodes) => nodes.iter().map(|n| n.addr().to_string()).collect(),
-        }
-    }
-}
-
 /// Configures and builds an [`AsyncSemaphore`] (or, through
 /// [`blocking::Builder`](crate::blocking::Builder), a blocking one).
 ///
@@ -155,7 +42,7 @@ impl Spec {
 pub struct Builder {
     pub(crate) name: String,
     pub(crate) permits: u32,
-    masters: Vec<Result<Spec, String>>,
+    masters: Vec<Result<Address<Given>, String>>,
     lease: Duration,
     bounded: bool,
     raise_on_redis_errors: bool,
@@ -163,7 +50,7 @@ pub struct Builder {
     request_timeout: Option<Duration>,
     outage_timeout: Option<Duration>,
     /// `replicas(n, timeout)`.
-    replicas: Option<crate::replicas::Replicas>,
+    replicas: Option<Replicas>,
     /// Built by `AsyncSemaphore::open`: take the stored permit count.
     adopt: bool,
 }
@@ -199,7 +86,7 @@ impl AsyncSemaphore {
     /// for the settings and their defaults. Nothing is checked or sent until
     /// [`build`](Builder::build).
     ///
-    /// The name is 1 to [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes (any bytes: it is
+    /// The name is 1 to [`MAX_NAME_LEN`] bytes (any bytes: it is
     /// the hash tag of the semaphore's keys, `semaphore:{name}:*`), and `permits` at least 1.
     pub fn builder(name: impl Into<String>, permits: u32) -> Builder {
         Builder::new(name.into(), permits)
@@ -274,7 +161,7 @@ impl Builder {
         self.masters.push(
             master
                 .into_client()
-                .map(|client| Spec::Server(Box::new(client)))
+                .map(|client| Address::Server(Box::new(client)))
                 .map_err(|e| describe(&e)),
         );
         self
@@ -310,7 +197,7 @@ impl Builder {
             .collect();
         self.masters.push(match nodes {
             Ok(nodes) if nodes.is_empty() => Err("a cluster needs at least one node".into()),
-            Ok(nodes) => Ok(Spec::Cluster(nodes)),
+            Ok(nodes) => Ok(Address::Cluster(nodes)),
             Err(e) => Err(describe(&e)),
         });
         self
@@ -362,9 +249,8 @@ impl Builder {
         service: impl Into<String>,
         nodes: redis::sentinel::SentinelNodeConnectionInfo,
     ) -> Self {
-        self.masters.push(
-            crate::sentinel::Given::new(sentinels, service.into(), nodes).map(Spec::Sentinel),
-        );
+        self.masters
+            .push(Given::new(sentinels, service.into(), nodes).map(Address::Sentinel));
         self
     }
 
@@ -393,7 +279,7 @@ impl Builder {
     /// but does not know about this semaphore), and then the slot can be granted again.
     /// Releases do not wait: a lost release only leaves a lease to run out.
     pub fn replicas(mut self, n: u32, timeout: Duration) -> Self {
-        self.replicas = Some(crate::replicas::Replicas { n, timeout });
+        self.replicas = Some(Replicas { n, timeout });
         self
     }
 
@@ -542,7 +428,7 @@ impl Builder {
             return invalid(format!("master #{} is not a valid address: {why}", i + 1));
         }
         let mut seen = std::collections::HashSet::new();
-        for addr in self.masters.iter().flatten().flat_map(Spec::addrs) {
+        for addr in self.masters.iter().flatten().flat_map(Address::addrs) {
             if !seen.insert(addr.clone()) {
                 return invalid(format!(
                     "master {addr} is given twice; several masters must be independent servers"
@@ -571,14 +457,13 @@ impl Builder {
             ));
         }
         if let Some(replicas) = self.replicas {
-            crate::replicas::validate(replicas, timeout, self.lease)
-                .map_err(Error::InvalidArgument)?;
+            replicas::validate(replicas, timeout, self.lease).map_err(Error::InvalidArgument)?;
             #[cfg(feature = "cluster")]
             if self
                 .masters
                 .iter()
                 .flatten()
-                .any(|m| matches!(m, Spec::Cluster(_)))
+                .any(|m| matches!(m, Address::Cluster(_)))
             {
                 return invalid("replicas() is not supported with a cluster as a master".into());
             }
@@ -624,19 +509,11 @@ impl Builder {
         self.validate()?;
         let timeout = self.effective_request_timeout();
         let mut masters: Vec<Arc<dyn Link>> = Vec::new();
-        for spec in self.masters {
-            masters.push(match spec.expect("validated") {
-                Spec::Server(client) => {
-                    Arc::new(Master::new(*client, timeout)?.with_replicas(self.replicas))
-                }
-                Spec::Sentinel(given) => Arc::new(
-                    Master::sentinel(given.service(timeout)?, timeout)
-                        .await?
-                        .with_replicas(self.replicas),
-                ),
-                #[cfg(feature = "cluster")]
-                Spec::Cluster(nodes) => Arc::new(Master::cluster(nodes, timeout).await?),
-            });
+        for address in self.masters {
+            let address = address.expect("validated").resolve(timeout)?;
+            masters.push(Arc::new(
+                Master::connect(address, timeout, self.replicas).await?,
+            ));
         }
         // A handle from `open` asks as bounded with 0 permits (`ARGV[1]` 0: adopt), whatever
         // `.bounded()` said: unbounded with 0 permits would create a semaphore.
@@ -697,18 +574,6 @@ mod tests {
         assert!(invalid(ok().lease(Duration::MAX)).contains("too long"));
         assert!(invalid(ok().request_timeout(Duration::from_secs(6))).contains("half the lease"));
         assert!(invalid(ok().request_timeout(Duration::ZERO)).contains("above zero"));
-    }
-
-    #[test]
-    fn hides_the_password_of_a_url() {
-        assert_eq!(
-            hide_password("redis://u:secret@h:1/0"),
-            "redis://u:***@h:1/0"
-        );
-        assert_eq!(hide_password("redis://:secret@h"), "redis://:***@h");
-        assert_eq!(hide_password("redis://u@h"), "redis://u@h");
-        assert_eq!(hide_password("redis://h/a@b"), "redis://h/a@b");
-        assert_eq!(hide_password("not a url"), "not a url");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use redis::{AsyncConnectionConfig, FromRedisValue, ScriptInvocation};
 
 use crate::lua::{self, Scripted};
 
-/// `acquire.lua`'s `push` (ARGV[11]): whether a release may grant this request and hand
+/// `acquire.lua`'s `push` (`ARGV[11]`): whether a release may grant this request and hand
 /// the grant over in its wake-up. Such a grant is written by the release's script and
 /// taken by the waiter without a request of its own, so no `WAIT` would confirm it: with
 /// replicas the acquire never asks for it (the waiter is woken and asks instead).

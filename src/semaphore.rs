@@ -13,6 +13,7 @@ use crate::core::Core;
 use crate::detached::Detached;
 use crate::error::Error;
 use crate::permit::Permit;
+use crate::subscriber::message;
 
 /// A distributed counting semaphore on Redis or Valkey: at most `N` permits are held at
 /// once, across tasks, threads, processes and machines.
@@ -61,7 +62,7 @@ impl AsyncSemaphore {
         let core = Arc::new(core);
         AsyncSemaphore {
             home: Arc::new(Detached::new(Arc::clone(&core))),
-            line: Arc::new(Line::new(crate::wake::line_id())),
+            line: Arc::new(Line::new(message::line_id())),
             core,
         }
     }

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::AsyncSemaphore;
 use crate::config::Config;
 use crate::core::Core;
+use crate::error::Error;
 use crate::link::Link;
 use crate::link::fake::{FakeLink, Reply, Sent, busy, granted};
 use crate::quorum::Quorum;
+use crate::semaphore::AsyncSemaphore;
 
 /// A semaphore of 2 permits on fake masters; `acquire(n)` answers the n-th acquire call
 /// (from 0) of each master; a release frees 1, a renewal holds what it is asked.
@@ -228,7 +229,7 @@ async fn an_outage_longer_than_the_outage_timeout_ends_the_wait() {
     let (sem, links) = semaphore(1, false, |_, _| Reply::Down);
     let started = tokio::time::Instant::now();
     match sem.acquire().await {
-        Err(crate::Error::Outage { lasted, .. }) => {
+        Err(Error::Outage { lasted, .. }) => {
             assert!(lasted >= Duration::from_secs(30), "{lasted:?}");
         }
         other => panic!("expected an outage, got {other:?}"),

@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use super::{Call, Link};
 use crate::error::Error;
 use crate::health::Health;
-use crate::wake::Listener;
+use crate::subscriber::Listener;
 
 /// What a fake master answers to one call.
 #[derive(Debug, Clone)]

@@ -27,14 +27,16 @@ use futures_util::future::join_all;
 use redis::FromRedisValue;
 
 use crate::error::{Error, MasterFailure};
+use crate::health::MasterError;
 use crate::link::{Call, Link};
 pub(crate) use crate::lua::Queue;
 use crate::lua::{
     self, AcquireArgs, Acquired, Answer, Caller, Cursor, HeldPage, HoldArgs, Keys, ReleaseArgs,
     Scripted, Status, millis,
 };
-use crate::wait::PLACE_LEASE;
-use crate::wake::{Listener, process_of};
+use crate::pacing::{PLACE_LEASE, WAITER_LEASE};
+use crate::subscriber::Listener;
+use crate::subscriber::message::process_of;
 use decide::{Deadline, Majority, MasterGrant, Plan, Renewal, Replies};
 
 /// Everything needed to talk to one semaphore's masters.
@@ -314,7 +316,7 @@ impl Quorum {
             waiter_ms: millis(if ask.queue == Queue::Join {
                 PLACE_LEASE
             } else {
-                crate::WAITER_LEASE
+                WAITER_LEASE
             }),
             line: ask.line,
             more: ask.more,
@@ -591,7 +593,7 @@ impl Quorum {
     }
 
     /// The masters that failed and have not answered since, the latest failure first.
-    pub(crate) fn master_errors(&self) -> Vec<crate::health::MasterError> {
+    pub(crate) fn master_errors(&self) -> Vec<MasterError> {
         let mut errors: Vec<_> = self
             .masters
             .iter()
