@@ -80,7 +80,7 @@ pub(crate) fn validate(
 /// also settles a grant on several masters). Releases need not: a release that a
 /// failover loses only leaves a lease to run out.
 pub(crate) fn must_replicate(script: &Scripted) -> bool {
-    std::ptr::eq(script, &*lua::ACQUIRE) || std::ptr::eq(script, &*lua::HOLD)
+    std::ptr::eq(script, &*lua::ACQUIRE) || std::ptr::eq(script, &*lua::RENEW)
 }
 
 /// `args` of `script` as sent with replicas: an acquire's without `push`.
@@ -197,7 +197,7 @@ mod tests {
         let (pushed, not) = (ask(true), ask(false));
         assert_eq!(pushed[PUSH_ARG], b"1", "PUSH_ARG is acquire.lua's push");
         assert_eq!(&*args_for(&lua::ACQUIRE, &pushed), &not[..]);
-        assert_eq!(&*args_for(&lua::HOLD, &pushed), &pushed[..]);
+        assert_eq!(&*args_for(&lua::RENEW, &pushed), &pushed[..]);
     }
 
     #[test]

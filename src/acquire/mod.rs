@@ -49,13 +49,13 @@ use tokio::time::{Instant, sleep_until};
 use crate::core::Core;
 use crate::detached::Detached;
 use crate::error::Error;
-use crate::lua::{Acquired, MAX_ACQUIRE_MANY};
+use crate::lua::{Acquired, MAX_ACQUIRE_MANY, Queue};
 #[cfg(doc)]
 use crate::pacing::PLACE_RENEW;
 use crate::pacing::{Backoff, NEAR, WAITER_LEASE, WAKE_CAP, near_pause, renew_pause, wake_pause};
 use crate::permit::{Grant, Permit};
 use crate::quorum::decide::{Deadline, validity};
-use crate::quorum::{Ask, Queue, arrival_stamp};
+use crate::quorum::{Ask, arrival_stamp};
 use crate::subscriber::message::Named;
 use crate::trace;
 use guard::{CancelGuard, Stake};

@@ -30,7 +30,7 @@ fn semaphore(
             FakeLink::new(&format!("m{m}:6379"), move |sent: &Sent| {
                 match sent.script {
                     "acquire.lua" => acquire(m, asked.fetch_add(1, Ordering::SeqCst)),
-                    "hold.lua" => {
+                    "renew.lua" => {
                         Reply::Ints(sent.args[6..].iter().map(|s| s.parse().unwrap()).collect())
                     }
                     "release.lua" => Reply::Int(1),
