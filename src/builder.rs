@@ -1,9 +1,10 @@
-//! `Builder`, shared by the async and the blocking semaphore.
+//! [`Builder`], shared by the async and the blocking semaphore: its settings, the checks of
+//! what it is given, and connecting to the masters. [`Builder::build`], which makes the
+//! handle, is the façade's (`semaphore.rs`), so that this file does not import it.
 
 use std::fmt;
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::address::{Address, IntoMaster, describe};
 use crate::config::Config;
@@ -13,7 +14,6 @@ use crate::link::Link;
 use crate::master::Master;
 use crate::quorum::Quorum;
 use crate::replicas::{self, Replicas};
-use crate::semaphore::AsyncSemaphore;
 use crate::sentinel::Given;
 
 /// Longest semaphore name accepted, in bytes (1024): every request carries it four times.
@@ -32,7 +32,7 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 /// [`Error::Outage`], unless [`Builder::outage_timeout`] says otherwise: 30 s.
 pub const DEFAULT_OUTAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Configures and builds an [`AsyncSemaphore`] (or, through
+/// Configures and builds an [`AsyncSemaphore`](crate::AsyncSemaphore) (or, through
 /// [`blocking::Builder`](crate::blocking::Builder), a blocking one).
 ///
 /// Setters take and return the builder; nothing is checked or connected until
@@ -76,39 +76,6 @@ impl fmt::Debug for Builder {
             .field("outage_timeout", &self.outage_timeout)
             .field("replicas", &self.replicas)
             .finish()
-    }
-}
-
-/// Where building starts: the builder's constructors on [`AsyncSemaphore`], here beside
-/// the builder they return (so the façade does not import its own builder).
-impl AsyncSemaphore {
-    /// Starts building a semaphore called `name` with `permits` permits; see [`Builder`]
-    /// for the settings and their defaults. Nothing is checked or sent until
-    /// [`build`](Builder::build).
-    ///
-    /// The name is 1 to [`MAX_NAME_LEN`] bytes (any bytes: it is
-    /// the hash tag of the semaphore's keys, `semaphore:{name}:*`), and `permits` at least 1.
-    pub fn builder(name: impl Into<String>, permits: u32) -> Builder {
-        Builder::new(name.into(), permits)
-    }
-
-    /// Starts building a handle on an existing semaphore called `name`, with the permit
-    /// count stored with it: for tools and operators that do not know the count.
-    /// [`build`](Builder::build) returns [`Error::NotFound`] if there is no such semaphore.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
-    /// let sem = redis_semaphore::AsyncSemaphore::open("reports")
-    ///     .master("redis://127.0.0.1:6379")
-    ///     .build()
-    ///     .await?;
-    /// for holder in sem.holders().await? {
-    ///     println!("{} holds slots {:?}", holder.id, holder.slots);
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn open(name: impl Into<String>) -> Builder {
-        Builder::adopting(name.into())
     }
 }
 
@@ -262,7 +229,7 @@ impl Builder {
     ///
     /// A grant that fewer than `n` replicas acknowledge in time is not counted: to the
     /// acquire it is a failed request to that master (an [`Error::Redis`] saying how many
-    /// acknowledged, counted in [`last_error`](AsyncSemaphore::last_error)), the acquire
+    /// acknowledged, counted in [`last_error`](crate::AsyncSemaphore::last_error)), the acquire
     /// tries again with the same permit id or, giving up, releases it. A renewal that
     /// cannot reach `n` replicas before the permit's deadline loses the permit, as a
     /// renewal that gets no answer does.
@@ -307,14 +274,14 @@ impl Builder {
         self
     }
 
-    /// Whether [`AsyncSemaphore::release`] of more permits than the handle holds is an
+    /// Whether [`AsyncSemaphore::release`](crate::AsyncSemaphore::release) of more permits than the handle holds is an
     /// error (`true`, [`Error::Bounded`]) or adds permits (`false`). Default: `true`.
     ///
     /// It is stored with the semaphore when the semaphore is created, like the permit
     /// count: a handle built with the other setting gets [`Error::ConfigMismatch`] from
-    /// `build()`, and a handle from [`AsyncSemaphore::open`] takes the stored one (this
+    /// `build()`, and a handle from [`AsyncSemaphore::open`](crate::AsyncSemaphore::open) takes the stored one (this
     /// setter does not matter there). A semaphore created by a version that did not store
-    /// it counts as bounded. To change it, [`delete`](AsyncSemaphore::delete) the semaphore
+    /// it counts as bounded. To change it, [`delete`](crate::AsyncSemaphore::delete) the semaphore
     /// and build it anew.
     pub fn bounded(mut self, bounded: bool) -> Self {
         self.bounded = bounded;
@@ -325,8 +292,8 @@ impl Builder {
     /// taken) returns the error at once (`true`) or keeps trying (`false`, as
     /// pottery-semaphore does). Default: `false`.
     ///
-    /// With `false`, a [`try_acquire`](AsyncSemaphore::try_acquire) on an unreachable
-    /// master returns `Ok(None)` as if every permit were held ([`AsyncSemaphore::last_error`]
+    /// With `false`, a [`try_acquire`](crate::AsyncSemaphore::try_acquire) on an unreachable
+    /// master returns `Ok(None)` as if every permit were held ([`AsyncSemaphore::last_error`](crate::AsyncSemaphore::last_error)
     /// tells the two apart), and a waiting acquire keeps trying until its own time limit or
     /// the [outage timeout](Self::outage_timeout) (30 s by default), whichever comes first.
     /// Errors that waiting cannot fix (a wrong password, a missing ACL permission, a key of
@@ -362,8 +329,8 @@ impl Builder {
         self
     }
 
-    /// How long a waiting acquire ([`acquire`](AsyncSemaphore::acquire),
-    /// [`acquire_timeout`](AsyncSemaphore::acquire_timeout) and their `_many` forms) keeps
+    /// How long a waiting acquire ([`acquire`](crate::AsyncSemaphore::acquire),
+    /// [`acquire_timeout`](crate::AsyncSemaphore::acquire_timeout) and their `_many` forms) keeps
     /// trying while the masters do not answer, before it returns [`Error::Outage`] with the
     /// last error. `None` waits through any outage, as pottery-semaphore does. Default:
     /// [`DEFAULT_OUTAGE_TIMEOUT`] (30 s).
@@ -371,8 +338,8 @@ impl Builder {
     /// The outage is counted from the first attempt that got no answer (from a majority,
     /// on several masters) and ends at the first that got one; while it lasts, the waiters
     /// of one handle share it, so a queue of waiters gives up together rather than one
-    /// bound after another. A [`try_acquire`](AsyncSemaphore::try_acquire) never waits
-    /// and still returns `Ok(None)`; [`AsyncSemaphore::last_error`] tells why. With
+    /// bound after another. A [`try_acquire`](crate::AsyncSemaphore::try_acquire) never waits
+    /// and still returns `Ok(None)`; [`AsyncSemaphore::last_error`](crate::AsyncSemaphore::last_error) tells why. With
     /// [`raise_on_redis_errors(true)`](Self::raise_on_redis_errors) every acquire returns
     /// the first error at once and this bound does not apply.
     ///
@@ -472,40 +439,9 @@ impl Builder {
     }
 
     /// Checks the configuration, connects to the masters and checks the semaphore stored
-    /// there: its permit count ([`Error::ConfigMismatch`]) and its keys' types
-    /// ([`Error::WrongType`]). A semaphore that does not exist yet is created, except by a
-    /// builder from [`AsyncSemaphore::open`], which takes the stored count and returns
-    /// [`Error::NotFound`] when there is none.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::InvalidArgument`] at once, before any request: an empty or too long name,
-    ///   zero permits, no master, a URL that does not parse, a master given twice, a lease
-    ///   or request timeout out of range.
-    /// - [`Error::ConfigMismatch`]: the semaphore exists with another permit count or
-    ///   boundedness. [`Error::NotFound`]: a builder from `open` found no semaphore.
-    /// - [`Error::WrongType`]: one of its keys holds something this library did not write
-    ///   (nothing is changed).
-    /// - [`Error::Redis`] (one master) or [`Error::Quorum`] (several) after the request
-    ///   timeout when fewer than a majority of the masters answer.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: dropping the future leaves at most a created config behind (the
-    /// semaphore, with the count and boundedness asked for), as a finished `build()` does.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
-    /// use std::time::Duration;
-    ///
-    /// let sem = redis_semaphore::AsyncSemaphore::builder("reports", 3)
-    ///     .master("redis://127.0.0.1:6379")
-    ///     .lease(Duration::from_secs(30))
-    ///     .build()
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn build(self) -> Result<AsyncSemaphore, Error> {
+    /// there (creating it, unless the builder is from `open`): the core of a new handle.
+    /// [`build`](Builder::build), on the façade, makes the handle.
+    pub(crate) async fn connect(self) -> Result<Core, Error> {
         self.validate()?;
         let timeout = self.effective_request_timeout();
         let mut masters: Vec<Arc<dyn Link>> = Vec::new();
@@ -530,7 +466,7 @@ impl Builder {
             outage_timeout: self.outage_timeout,
             fair: self.fair,
         };
-        Ok(AsyncSemaphore::new(Core::new(config, quorum)))
+        Ok(Core::new(config, quorum))
     }
 }
 

@@ -35,9 +35,6 @@ mod guard;
 mod line;
 mod listeners;
 
-#[cfg(test)]
-mod tests;
-
 pub(crate) use line::Line;
 
 use std::sync::Arc;

@@ -1,8 +1,9 @@
-//! The acquire state machine over scripted masters ([`FakeLink`]), as deadpool tests its
-//! cancellation: the future is dropped at each kind of `.await` (a request in flight, a
-//! sleep after busy, after an unanswered round, in the line behind another waiter), and
-//! what is given back is counted exactly, after `flush()` waited for the background
-//! releases. Time is Tokio's paused clock, so sleeps and timeouts are exact.
+//! The façade's acquires over scripted masters ([`FakeLink`]), which drive the acquire
+//! state machine (`acquire/`) as a user does. As deadpool tests its cancellation, the future
+//! is dropped at each kind of `.await` (a request in flight, a sleep after busy, after an
+//! unanswered round, in the line behind another waiter), and what is given back is counted
+//! exactly, after `flush()` waited for the background releases. Time is Tokio's paused
+//! clock, so sleeps and timeouts are exact.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
