@@ -8,7 +8,7 @@
 //! the master's dedicated connections, and are followed there by `WAIT`. Fewer than `n`
 //! acknowledgements within the timeout is a failure of that master, reported like any
 //! failed request: the grant is not counted, and the permit id stays the acquire's to
-//! retry or to release (see `semaphore.rs`: an attempt that fails keeps the release guard
+//! retry or to release (see `acquire/guard.rs`: an attempt that fails keeps its cancel guard
 //! armed), and a renewal that keeps failing loses the permit at its deadline.
 
 use std::io;
