@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
+use crate::background::{GiveBack, Release, Releases};
 use crate::config::Config;
 use crate::error::Error;
 use crate::lease::LeaseState;
 use crate::quorum::{Leave, Quorum};
-use crate::shutdown::{GiveBack, Release, Releases};
 use crate::trace;
 
 #[derive(Debug)]
@@ -58,7 +58,7 @@ impl Core {
     /// Gives `give` back without waiting, on `runtime`; a failure is left to the leases,
     /// which expire on their own. If the runtime shuts down before the release is done,
     /// the release is done at that moment instead, on a thread of its own (see
-    /// [`crate::shutdown`]).
+    /// [`crate::background`]).
     pub(crate) fn release_in_background(&self, runtime: &tokio::runtime::Handle, give: GiveBack) {
         let release = Release::new(Arc::clone(&self.quorum), Arc::clone(&self.releases), give);
         runtime.spawn(release.run());

@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::task::AbortHandle;
 
+use crate::background::GiveBack;
 use crate::core::Core;
 use crate::error::Error;
 use crate::lease::LeaseState;
-use crate::shutdown::GiveBack;
 
 #[derive(Debug)]
 pub(crate) struct Detached {

@@ -204,6 +204,29 @@ impl fmt::Display for FailureList<'_> {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The variant's name in snake case (`"permit_lost"`, `"outage"`...): a stable label
+    /// for logs, metrics and bindings, one per variant, that does not change with the
+    /// message's wording.
+    ///
+    /// ```
+    /// let error = redis_semaphore::Error::PermitLost { id: "ab12".into() };
+    /// assert_eq!(error.kind(), "permit_lost");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Redis { .. } => "redis",
+            Error::Quorum { .. } => "quorum",
+            Error::Bounded { .. } => "bounded",
+            Error::NotFound { .. } => "not_found",
+            Error::PermitLost { .. } => "permit_lost",
+            Error::ConfigMismatch { .. } => "config_mismatch",
+            Error::Outage { .. } => "outage",
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::WrongType { .. } => "wrong_type",
+            Error::RuntimeStopped => "runtime_stopped",
+        }
+    }
+
     /// True when retrying later may succeed: masters were unreachable, slow or restarting.
     /// False for problems that waiting cannot fix (a wrong password, a missing ACL
     /// permission, a full server, bad arguments, a lost permit).
@@ -251,5 +274,51 @@ mod tests {
         let auth: redis::RedisError =
             (redis::ErrorKind::AuthenticationFailed, "wrong password").into();
         assert!(!is_transient(&auth));
+    }
+
+    #[test]
+    fn kinds_are_distinct_snake_case_labels() {
+        let redis: redis::RedisError = io::Error::new(io::ErrorKind::TimedOut, "slow").into();
+        let redis = Error::Redis {
+            master: "m:6379".into(),
+            source: redis,
+        };
+        let errors = [
+            redis.clone(),
+            Error::Quorum {
+                needed: 2,
+                masters: 3,
+                failures: Vec::new(),
+            },
+            Error::Bounded {
+                held: 0,
+                requested: 1,
+            },
+            Error::NotFound { name: "a".into() },
+            Error::PermitLost { id: "a".into() },
+            Error::ConfigMismatch {
+                stored: 1,
+                requested: 2,
+                stored_bounded: true,
+                requested_bounded: true,
+            },
+            Error::Outage {
+                lasted: std::time::Duration::ZERO,
+                error: Box::new(redis),
+            },
+            Error::InvalidArgument(String::new()),
+            Error::WrongType {
+                master: "m:6379".into(),
+                detail: String::new(),
+            },
+            Error::RuntimeStopped,
+        ];
+        let kinds: std::collections::HashSet<&str> = errors.iter().map(Error::kind).collect();
+        assert_eq!(kinds.len(), errors.len());
+        assert!(
+            kinds
+                .iter()
+                .all(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
     }
 }

@@ -116,7 +116,7 @@ async fn renew(
         let started = Instant::now();
         let slots = state.slots();
         tokio::select! {
-            renewed = quorum.refresh(&state.id, &slots, state.token, lease, || state.slots()) => match renewed {
+            renewed = quorum.renew(&state.id, &slots, state.token, lease, || state.slots()) => match renewed {
                 Ok(true) => {
                     state.extend(started + validity(lease));
                     next = started + period;

@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 mod acquire;
+mod address;
 mod admin;
+mod background;
 mod builder;
 mod config;
 mod core;
@@ -12,28 +14,28 @@ mod lease;
 mod link;
 mod lua;
 mod master;
+mod pacing;
 mod permit;
 mod quorum;
 mod replicas;
 mod semaphore;
 mod sentinel;
-mod shutdown;
+mod subscriber;
 mod trace;
-mod wait;
-mod wake;
 
 pub mod blocking;
 
+pub use address::IntoMaster;
 pub use admin::{HeldOn, Holder};
 pub use builder::{
-    Builder, DEFAULT_LEASE, DEFAULT_OUTAGE_TIMEOUT, IntoMaster, MAX_LEASE, MAX_NAME_LEN, MIN_LEASE,
+    Builder, DEFAULT_LEASE, DEFAULT_OUTAGE_TIMEOUT, MAX_LEASE, MAX_NAME_LEN, MIN_LEASE,
 };
 pub use error::{Error, MasterFailure, Result};
 pub use health::MasterError;
 pub use lua::MAX_ACQUIRE_MANY;
+pub use pacing::WAITER_LEASE;
 pub use permit::Permit;
 pub use semaphore::AsyncSemaphore;
-pub use wait::WAITER_LEASE;
 
 /// The least ACL permissions a user of this library needs, as an `ACL SETUSER` rule:
 /// the commands its scripts and connections use, its keys (`semaphore:*`) and its wake-up

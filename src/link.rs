@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use crate::error::Error;
 use crate::health::Health;
 use crate::lua::{Caller, Keys, Scripted};
-use crate::wake::Listener;
+use crate::subscriber::Listener;
 
 /// One script run: which script, on which semaphore's keys, with what arguments, for a
 /// handle with what configuration (so a refusal can be reported whole: the stored count

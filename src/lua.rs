@@ -1,6 +1,7 @@
 //! The Lua scripts (`src/lua/*.lua`, with the helpers they include from `src/lua/lib/`) and
 //! a typed call to each: one struct per script whose fields are its `ARGV` in order, with
-//! its reply's parser beside it.
+//! its reply's parser beside it, in a file beside the script (`src/lua/acquire.rs` for
+//! `acquire.lua`; the scripts whose `ARGV` is a count, `grow`, `resize` and `delete`, here).
 //!
 //! `build.rs` puts each script together with the library files it names (`--- @include`)
 //! at compile time. In front of that, this module writes a header with what the Rust side
@@ -141,7 +142,7 @@ macro_rules! script {
 }
 
 pub(crate) static ACQUIRE: LazyLock<Scripted> = script!("acquire.lua");
-pub(crate) static HOLD: LazyLock<Scripted> = script!("hold.lua");
+pub(crate) static RENEW: LazyLock<Scripted> = script!("renew.lua");
 pub(crate) static RELEASE: LazyLock<Scripted> = script!("release.lua");
 pub(crate) static STATUS: LazyLock<Scripted> = script!("status.lua");
 pub(crate) static GROW: LazyLock<Scripted> = script!("grow.lua");
@@ -203,6 +204,18 @@ macro_rules! args {
     }};
 }
 
+mod acquire;
+mod holders;
+mod release;
+mod renew;
+mod status;
+
+pub(crate) use acquire::{AcquireArgs, Acquired, Answer, Queue};
+pub(crate) use holders::{Cursor, HeldPage, HeldSlot, holders_args};
+pub(crate) use release::ReleaseArgs;
+pub(crate) use renew::RenewArgs;
+pub(crate) use status::{Status, status_args};
+
 /// A duration in whole milliseconds, at least 1.
 pub(crate) fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -236,269 +249,23 @@ impl ToRedisArgs for Caller {
     }
 }
 
-/// How an acquire treats a fair semaphore's waiter queue (`acquire.lua`'s `queue`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Queue {
-    /// An unfair handle: grant whatever is free.
-    Ignore = 0,
-    /// Wait in line: join the queue (or keep the place) when not granted.
-    Join = 1,
-    /// A try: respect the queue, but do not join it.
-    Respect = 2,
-}
-
-/// `acquire.lua`'s ARGV.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AcquireArgs<'a> {
-    pub(crate) caller: Caller,
-    pub(crate) id: &'a str,
-    pub(crate) k: u32,
-    pub(crate) lease_ms: u64,
-    pub(crate) queue: Queue,
-    pub(crate) waiter_ms: u64,
-    pub(crate) line: &'a str,
-    pub(crate) more: bool,
-    pub(crate) arrival: u64,
-    pub(crate) again: u64,
-    pub(crate) push: bool,
-    pub(crate) waits: bool,
-}
-
-impl AcquireArgs<'_> {
-    pub(crate) fn args(&self) -> Args {
-        args![
-            self.caller,
-            self.id,
-            self.k,
-            self.lease_ms,
-            self.queue as u8,
-            self.waiter_ms,
-            self.line,
-            u8::from(self.more),
-            self.arrival,
-            self.again,
-            u8::from(self.push),
-            u8::from(self.waits)
-        ]
-    }
-}
-
-/// What one master answered to an acquire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Acquired {
-    /// Slots granted with a fencing token.
-    Granted { token: u64, slots: Vec<u32> },
-    /// Not enough free slots; the earliest lease expires in this many ms (None: nothing held).
-    Busy { wait_ms: Option<u64> },
-}
-
-/// One master's answer to an acquire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Answer {
-    pub(crate) acquired: Acquired,
-    /// The script's stamp (its time in microseconds).
-    pub(crate) stamp: u64,
-    /// Busy and queued: the lines ahead of the caller's.
-    pub(crate) ahead: Option<u64>,
-}
-
-impl Answer {
-    /// One master's reply to `acquire.lua`.
-    pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
-        let (acquired, stamp, ahead) = match reply {
-            [1, token, stamp, slots @ ..] if !slots.is_empty() => (
-                Acquired::Granted {
-                    token: u64::try_from(*token).ok()?,
-                    slots: slots_of(slots)?,
-                },
-                stamp,
-                None,
-            ),
-            [0, wait, stamp, ahead] => (
-                Acquired::Busy {
-                    wait_ms: u64::try_from(*wait).ok(),
-                },
-                stamp,
-                u64::try_from(*ahead).ok(),
-            ),
-            _ => return None,
-        };
-        Some(Answer {
-            acquired,
-            stamp: u64::try_from(*stamp).ok()?,
-            ahead,
-        })
-    }
-}
-
-/// `hold.lua`'s ARGV. The reply is the slots held afterwards ([`slots_of`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HoldArgs<'a> {
-    pub(crate) caller: Caller,
-    pub(crate) id: &'a str,
-    pub(crate) lease_ms: u64,
-    pub(crate) token: u64,
-    pub(crate) claim: bool,
-    pub(crate) line: &'a str,
-    pub(crate) slots: &'a [u32],
-}
-
-impl HoldArgs<'_> {
-    pub(crate) fn args(&self) -> Args {
-        args![
-            self.caller,
-            self.id,
-            self.lease_ms,
-            self.token,
-            u8::from(self.claim),
-            self.line,
-            self.slots
-        ]
-    }
-}
-
-/// `release.lua`'s ARGV. The reply is the number of slots freed.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReleaseArgs<'a> {
-    pub(crate) caller: Caller,
-    pub(crate) id: &'a str,
-    pub(crate) line: &'a str,
-    pub(crate) leave: bool,
-    /// None given frees all of the id's slots.
-    pub(crate) slots: &'a [u32],
-}
-
-impl ReleaseArgs<'_> {
-    pub(crate) fn args(&self) -> Args {
-        args![
-            self.caller,
-            self.id,
-            self.line,
-            u8::from(self.leave),
-            self.slots
-        ]
-    }
-}
-
-/// `status.lua`'s ARGV; its reply is a [`Status`].
-pub(crate) fn status_args(caller: Caller, list: bool) -> Args {
-    args![caller, u8::from(list)]
-}
-
-/// Where a page of held slots ends: the last slot listed and its lease expiry (ms), from
-/// which `holders.lua` lists the next page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Cursor {
-    pub(crate) expiry: u64,
-    pub(crate) slot: u32,
-}
-
-/// `holders.lua`'s ARGV: the page after `after` (None: the first), with each slot's
-/// holder when `detail`. Its reply is parsed by [`HeldPage::parse`].
-pub(crate) fn holders_args(caller: Caller, detail: bool, after: Option<Cursor>) -> Args {
-    match after {
-        Some(Cursor { expiry, slot }) => args![caller, u8::from(detail), expiry, slot],
-        None => args![caller, u8::from(detail), "", ""],
-    }
-}
-
-/// A page of `holders.lua`'s reply: the cursor of the next page (None: this was the last)
-/// and the entries, each `width` values.
-#[derive(Debug, Clone)]
-pub(crate) struct HeldPage<'a> {
-    /// The slots held on the master (expired leases not reclaimed yet included).
-    pub(crate) held: u64,
-    pub(crate) next: Option<Cursor>,
-    pub(crate) entries: std::slice::ChunksExact<'a, redis::Value>,
-}
-
-impl<'a> HeldPage<'a> {
-    /// Splits a reply whose entries are `width` values each; `None` if it has another
-    /// shape.
-    pub(crate) fn parse(reply: &'a [redis::Value], width: usize) -> Option<Self> {
-        let int = |v: &redis::Value| i64::from_redis_value(v.clone()).ok();
-        let [held, more, expiry, slot, entries @ ..] = reply else {
-            return None;
-        };
-        if !entries.len().is_multiple_of(width) {
-            return None;
-        }
-        let next = match int(more)? {
-            0 => None,
-            1 => Some(Cursor {
-                expiry: u64::try_from(int(expiry)?).ok()?,
-                slot: u32::try_from(int(slot)?).ok()?,
-            }),
-            _ => return None,
-        };
-        Some(HeldPage {
-            held: u64::try_from(int(held)?).ok()?,
-            next,
-            entries: entries.chunks_exact(width),
-        })
-    }
-}
-
 /// `grow.lua`'s and `resize.lua`'s ARGV: the caller's count and `n`. The reply is the
 /// new limit.
 pub(crate) fn count_args(caller: Caller, n: u32) -> Args {
     args![caller, n]
 }
 
-/// What the status script reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Status {
-    pub(crate) available: u32,
-    pub(crate) limit: u32,
-    pub(crate) held: u32,
-    /// The stored permit count.
-    pub(crate) permits: u32,
-    /// Whether the semaphore is stored as bounded.
-    pub(crate) bounded: bool,
-    /// The held slots, when they were asked for: the first page of them.
-    pub(crate) slots: Vec<u32>,
-    /// Where the held slots go on when there are more than a page of them (the rest come
-    /// from `holders.lua`).
-    pub(crate) more: Option<Cursor>,
-}
-
-impl Status {
-    pub(crate) fn parse(reply: &[i64]) -> Option<Self> {
-        match reply {
-            [
-                available,
-                limit,
-                held,
-                _wait,
-                permits,
-                bounded @ (0 | 1),
-                more @ (0 | 1),
-                expiry,
-                slot,
-                slots @ ..,
-            ] => Some(Status {
-                available: u32::try_from(*available).ok()?,
-                limit: u32::try_from(*limit).ok()?,
-                held: u32::try_from(*held).ok()?,
-                permits: u32::try_from(*permits).ok()?,
-                bounded: *bounded == 1,
-                slots: slots_of(slots)?,
-                more: match more {
-                    1 => Some(Cursor {
-                        expiry: u64::try_from(*expiry).ok()?,
-                        slot: u32::try_from(*slot).ok()?,
-                    }),
-                    _ => None,
-                },
-            }),
-            _ => None,
-        }
-    }
-}
-
 /// Slot numbers from a script reply; `None` if one is out of range.
 pub(crate) fn slots_of(reply: &[i64]) -> Option<Vec<u32>> {
     reply.iter().map(|&s| u32::try_from(s).ok()).collect()
+}
+
+/// A reply of integers (`None` if one is not).
+pub(crate) fn ints(reply: &[redis::Value]) -> Option<Vec<i64>> {
+    reply
+        .iter()
+        .map(|v| i64::from_redis_value(v.clone()).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -535,7 +302,7 @@ mod tests {
     fn every_script_is_assembled_with_its_includes() {
         for (name, script) in [
             ("acquire", &*ACQUIRE),
-            ("hold", &*HOLD),
+            ("renew", &*RENEW),
             ("release", &*RELEASE),
             ("status", &*STATUS),
             ("grow", &*GROW),
@@ -555,7 +322,7 @@ mod tests {
     fn include_text(name: &str) -> &'static str {
         match name {
             "acquire" => include_str!(concat!(env!("OUT_DIR"), "/lua/acquire.lua")),
-            "hold" => include_str!(concat!(env!("OUT_DIR"), "/lua/hold.lua")),
+            "renew" => include_str!(concat!(env!("OUT_DIR"), "/lua/renew.lua")),
             "release" => include_str!(concat!(env!("OUT_DIR"), "/lua/release.lua")),
             "status" => include_str!(concat!(env!("OUT_DIR"), "/lua/status.lua")),
             "grow" => include_str!(concat!(env!("OUT_DIR"), "/lua/grow.lua")),
@@ -564,122 +331,5 @@ mod tests {
             "delete" => include_str!(concat!(env!("OUT_DIR"), "/lua/delete.lua")),
             _ => unreachable!(),
         }
-    }
-
-    #[test]
-    fn parses_replies() {
-        let answer = |acquired, stamp, ahead| {
-            Some(Answer {
-                acquired,
-                stamp,
-                ahead,
-            })
-        };
-        assert_eq!(
-            Answer::parse(&[1, 7, 1000, 0, 2]),
-            answer(
-                Acquired::Granted {
-                    token: 7,
-                    slots: vec![0, 2]
-                },
-                1000,
-                None
-            )
-        );
-        assert_eq!(
-            Answer::parse(&[0, 15, 9, 3]),
-            answer(Acquired::Busy { wait_ms: Some(15) }, 9, Some(3))
-        );
-        assert_eq!(
-            Answer::parse(&[0, -1, 9, -1]),
-            answer(Acquired::Busy { wait_ms: None }, 9, None)
-        );
-        assert_eq!(Answer::parse(&[0, 15, 9]), None);
-        assert_eq!(Answer::parse(&[1, 7, 1000]), None);
-        assert_eq!(Answer::parse(&[1, -7, 1000, 1]), None);
-        assert_eq!(
-            Status::parse(&[1, 3, 2, 10, 3, 0, 0, 0, 0]),
-            Some(Status {
-                available: 1,
-                limit: 3,
-                held: 2,
-                permits: 3,
-                bounded: false,
-                slots: vec![],
-                more: None,
-            })
-        );
-        assert_eq!(
-            Status::parse(&[1, 3, 2, 10, 3, 1, 0, 0, 0, 0, 2]).map(|s| (s.bounded, s.slots)),
-            Some((true, vec![0, 2]))
-        );
-        assert_eq!(
-            Status::parse(&[1, 3, 2, 10, 3, 1, 1, 5_000_000_000, 2, 0, 2]).map(|s| s.more),
-            Some(Some(Cursor {
-                expiry: 5_000_000_000,
-                slot: 2
-            }))
-        );
-        assert_eq!(Status::parse(&[1, 3]), None);
-        assert_eq!(Status::parse(&[1, 3, 2, 10, 3, 2, 0, 0, 0]), None);
-        assert_eq!(Status::parse(&[1, 3, 2, 10, 3, 1, 2, 0, 0]), None);
-        let page = [5, 1, 7_000, 3, 3, 7_000].map(redis::Value::Int);
-        let parsed = HeldPage::parse(&page, 2).expect("a page of two slots");
-        assert_eq!(
-            (parsed.held, parsed.next, parsed.entries.len()),
-            (
-                5,
-                Some(Cursor {
-                    expiry: 7_000,
-                    slot: 3
-                }),
-                1
-            )
-        );
-        assert!(HeldPage::parse(&page[..5], 2).is_none());
-    }
-
-    #[test]
-    fn arguments_go_in_the_order_the_scripts_read_them() {
-        let args = AcquireArgs {
-            caller: Caller {
-                permits: 3,
-                bounded: false,
-            },
-            id: "id",
-            k: 2,
-            lease_ms: 500,
-            queue: Queue::Respect,
-            waiter_ms: 1000,
-            line: "line",
-            more: true,
-            arrival: 11,
-            again: 12,
-            push: false,
-            waits: true,
-        }
-        .args();
-        let text: Vec<String> = args
-            .iter()
-            .map(|a| String::from_utf8(a.clone()).unwrap())
-            .collect();
-        assert_eq!(
-            text,
-            [
-                "-3", "id", "2", "500", "2", "1000", "line", "1", "11", "12", "0", "1"
-            ]
-        );
-        let release = ReleaseArgs {
-            caller: Caller {
-                permits: 0,
-                bounded: true,
-            },
-            id: "id",
-            line: "",
-            leave: false,
-            slots: &[4, 5],
-        }
-        .args();
-        assert_eq!(release.len(), 6);
     }
 }

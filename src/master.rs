@@ -10,13 +10,14 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::address::Address;
 use crate::error::Error;
 use crate::health::Health;
 use crate::link::{Call, Link};
 use crate::lua::code;
 use crate::replicas::{Replicas, Waits};
 use crate::sentinel::Service;
-use crate::wake::{Listener, Source, Subscriber};
+use crate::subscriber::{Listener, Subscriber};
 
 /// A master and its connection. Cheap to clone: the connection is shared and reconnects
 /// in the background after it drops.
@@ -24,15 +25,18 @@ use crate::wake::{Listener, Source, Subscriber};
 pub(crate) struct Master {
     name: String,
     conn: Conn,
-    source: Source,
+    /// What it was made from: for a fresh connection, and for the wake-up subscriber.
+    address: Address,
     timeout: Duration,
     health: Health,
     /// `Builder::replicas`: grants and renewals wait for replicas.
     replicas: Option<Arc<Waits>>,
 }
 
-/// What a master is: one server, or (feature `cluster`) a Redis Cluster, in which each
-/// semaphore lives on the shard that owns its hash tag.
+/// A master's connection: one server's (a Sentinel service's primary's too, which it
+/// follows), or (feature `cluster`) a Redis Cluster's, on which each semaphore lives on the
+/// shard that owns its hash tag. The kind of master is its [`Address`]; this is what is
+/// connected, and a cluster's scripts publish with `SPUBLISH`.
 #[derive(Clone)]
 enum Conn {
     Server(Arc<Managed>),
@@ -141,14 +145,14 @@ impl fmt::Debug for Master {
 impl Master {
     /// Makes the connection without waiting for it: the first request connects. Must run
     /// inside a Tokio runtime.
-    pub(crate) fn new(client: redis::Client, timeout: Duration) -> Result<Self, Error> {
+    fn new(client: redis::Client, timeout: Duration) -> Result<Self, Error> {
         let name = client.get_connection_info().addr().to_string();
         Master::managed(client, name, None, timeout)
     }
 
     /// A Sentinel-managed master: its primary now, followed across failovers. Asks the
     /// sentinels before it returns; an error when they name no primary in time.
-    pub(crate) async fn sentinel(service: Arc<Service>, timeout: Duration) -> Result<Self, Error> {
+    async fn sentinel(service: Arc<Service>, timeout: Duration) -> Result<Self, Error> {
         let primary = service.primary().await.map_err(|source| Error::Redis {
             master: service.label().to_string(),
             source,
@@ -174,9 +178,9 @@ impl Master {
                 master: name.clone(),
                 source,
             })?;
-        let source = match &sentinel {
-            Some(service) => Source::Sentinel(Arc::clone(service)),
-            None => Source::Server(Box::new(client.clone())),
+        let address = match &sentinel {
+            Some(service) => Address::Sentinel(Arc::clone(service)),
+            None => Address::Server(Box::new(client.clone())),
         };
         let managed = Managed {
             conn: Mutex::new(conn),
@@ -189,7 +193,7 @@ impl Master {
         Ok(Master {
             name,
             conn: Conn::Server(Arc::new(managed)),
-            source,
+            address,
             timeout,
             health: Health::default(),
             replicas: None,
@@ -197,7 +201,7 @@ impl Master {
     }
 
     /// Makes grants and renewals on this master wait for `replicas` (none: they do not).
-    pub(crate) fn with_replicas(mut self, replicas: Option<Replicas>) -> Self {
+    fn with_replicas(mut self, replicas: Option<Replicas>) -> Self {
         self.replicas = replicas.map(|r| Arc::new(Waits::new(r)));
         self
     }
@@ -205,10 +209,7 @@ impl Master {
     /// Connects to a Redis Cluster through its seed `nodes`; the cluster client follows
     /// MOVED and ASK redirections and refreshes its slot map after a failover.
     #[cfg(feature = "cluster")]
-    pub(crate) async fn cluster(
-        nodes: Vec<redis::ConnectionInfo>,
-        timeout: Duration,
-    ) -> Result<Self, Error> {
+    async fn cluster(nodes: Vec<redis::ConnectionInfo>, timeout: Duration) -> Result<Self, Error> {
         let name = format!(
             "cluster({})",
             nodes
@@ -241,22 +242,33 @@ impl Master {
         Ok(Master {
             name,
             conn: Conn::Cluster(conn),
-            source: Source::Cluster(nodes),
+            address: Address::Cluster(nodes),
             timeout,
             health: Health::default(),
             replicas: None,
         })
     }
 
+    /// Connects to the master at `address`, each request bounded by `timeout`; grants and
+    /// renewals wait for `replicas` if given (not on a cluster: the builder refuses it).
+    pub(crate) async fn connect(
+        address: Address,
+        timeout: Duration,
+        replicas: Option<Replicas>,
+    ) -> Result<Self, Error> {
+        let master = match address {
+            Address::Server(client) => Master::new(*client, timeout)?,
+            Address::Sentinel(service) => Master::sentinel(service, timeout).await?,
+            #[cfg(feature = "cluster")]
+            Address::Cluster(nodes) => Master::cluster(nodes, timeout).await?,
+        };
+        Ok(master.with_replicas(replicas))
+    }
+
     /// The same master on fresh connections, made on the current runtime.
     async fn reconnected(&self) -> Result<Master, Error> {
-        let fresh = match &self.source {
-            Source::Server(client) => Master::new((**client).clone(), self.timeout),
-            Source::Sentinel(service) => Master::sentinel(Arc::clone(service), self.timeout).await,
-            #[cfg(feature = "cluster")]
-            Source::Cluster(nodes) => Master::cluster(nodes.clone(), self.timeout).await,
-        }?;
-        Ok(fresh.with_replicas(self.replicas.as_ref().map(|w| w.replicas())))
+        let replicas = self.replicas.as_ref().map(|w| w.replicas());
+        Master::connect(self.address.clone(), self.timeout, replicas).await
     }
 
     /// Runs one script on this master, bounded by the request timeout (which also covers
@@ -392,7 +404,7 @@ impl Link for Master {
 
     fn listen<'a>(&'a self, channel: &'a str, line: &'a str) -> BoxFuture<'a, Option<Listener>> {
         Box::pin(async move {
-            Subscriber::for_source(&self.source, self.timeout)
+            Subscriber::for_address(&self.address, self.timeout)
                 .subscribe(channel, line)
                 .await
         })
@@ -415,7 +427,7 @@ fn parse_stored(detail: &str) -> Option<(u32, bool)> {
     Some((stored, bounded))
 }
 
-/// Redis appends " script: <sha>, on @user_script:<line>." to errors raised in a script.
+/// Redis appends `" script: <sha>, on @user_script:<line>."` to errors raised in a script.
 fn strip_script_suffix(detail: &str) -> String {
     match detail.find(" script: ") {
         Some(at) => detail[..at].to_string(),

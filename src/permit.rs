@@ -14,12 +14,12 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::background::GiveBack;
 use crate::core::Core;
 use crate::detached::Detached;
 use crate::error::Error;
 use crate::lease::{self, LeaseState};
 use crate::quorum::decide::validity;
-use crate::shutdown::GiveBack;
 
 /// What a permit is made from: a grant of the masters.
 #[derive(Debug)]

@@ -8,7 +8,7 @@
 //! the master's dedicated connections, and are followed there by `WAIT`. Fewer than `n`
 //! acknowledgements within the timeout is a failure of that master, reported like any
 //! failed request: the grant is not counted, and the permit id stays the acquire's to
-//! retry or to release (see `semaphore.rs`: an attempt that fails keeps the release guard
+//! retry or to release (see `acquire/guard.rs`: an attempt that fails keeps its cancel guard
 //! armed), and a renewal that keeps failing loses the permit at its deadline.
 
 use std::io;
@@ -20,7 +20,7 @@ use redis::{AsyncConnectionConfig, FromRedisValue, ScriptInvocation};
 
 use crate::lua::{self, Scripted};
 
-/// `acquire.lua`'s `push` (ARGV[11]): whether a release may grant this request and hand
+/// `acquire.lua`'s `push` (`ARGV[11]`): whether a release may grant this request and hand
 /// the grant over in its wake-up. Such a grant is written by the release's script and
 /// taken by the waiter without a request of its own, so no `WAIT` would confirm it: with
 /// replicas the acquire never asks for it (the waiter is woken and asks instead).
@@ -80,7 +80,7 @@ pub(crate) fn validate(
 /// also settles a grant on several masters). Releases need not: a release that a
 /// failover loses only leaves a lease to run out.
 pub(crate) fn must_replicate(script: &Scripted) -> bool {
-    std::ptr::eq(script, &*lua::ACQUIRE) || std::ptr::eq(script, &*lua::HOLD)
+    std::ptr::eq(script, &*lua::ACQUIRE) || std::ptr::eq(script, &*lua::RENEW)
 }
 
 /// `args` of `script` as sent with replicas: an acquire's without `push`.
@@ -197,7 +197,7 @@ mod tests {
         let (pushed, not) = (ask(true), ask(false));
         assert_eq!(pushed[PUSH_ARG], b"1", "PUSH_ARG is acquire.lua's push");
         assert_eq!(&*args_for(&lua::ACQUIRE, &pushed), &not[..]);
-        assert_eq!(&*args_for(&lua::HOLD, &pushed), &pushed[..]);
+        assert_eq!(&*args_for(&lua::RENEW, &pushed), &pushed[..]);
     }
 
     #[test]

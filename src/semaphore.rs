@@ -1,18 +1,24 @@
-//! [`AsyncSemaphore`]: the façade, its public methods and their docs. The work is done in
-//! files named for what they hold: `acquire/` (the state machine, its cancel guard, the
-//! waiter line), `detached.rs` (`release(n)`), `core.rs` (what permits and background
-//! releases share), `quorum/` (the masters deciding together); `builder.rs` has the
-//! constructors, `admin.rs` the operators' methods and the masters' failures.
+//! [`AsyncSemaphore`]: the façade, every public method and its docs, and
+//! [`Builder::build`], which makes one. The work is done below, in files named for what
+//! they hold: `acquire/` (the state machine, its cancel guard, the waiter line),
+//! `detached.rs` (`release(n)`), `core.rs` (what permits and background releases share),
+//! `quorum/` (the masters deciding together), `admin.rs` (who holds the semaphore),
+//! `builder.rs` (the builder's settings and checks, and connecting to the masters).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::acquire::{self, Line, Wait};
+use crate::admin::{self, Holder};
+use crate::builder::Builder;
 use crate::core::Core;
 use crate::detached::Detached;
 use crate::error::Error;
+use crate::health::MasterError;
 use crate::permit::Permit;
+use crate::quorum::Leave;
+use crate::subscriber::message;
 
 /// A distributed counting semaphore on Redis or Valkey: at most `N` permits are held at
 /// once, across tasks, threads, processes and machines.
@@ -61,9 +67,38 @@ impl AsyncSemaphore {
         let core = Arc::new(core);
         AsyncSemaphore {
             home: Arc::new(Detached::new(Arc::clone(&core))),
-            line: Arc::new(Line::new(crate::wake::line_id())),
+            line: Arc::new(Line::new(message::line_id())),
             core,
         }
+    }
+
+    /// Starts building a semaphore called `name` with `permits` permits; see [`Builder`]
+    /// for the settings and their defaults. Nothing is checked or sent until
+    /// [`build`](Builder::build).
+    ///
+    /// The name is 1 to [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes (any bytes: it is
+    /// the hash tag of the semaphore's keys, `semaphore:{name}:*`), and `permits` at least 1.
+    pub fn builder(name: impl Into<String>, permits: u32) -> Builder {
+        Builder::new(name.into(), permits)
+    }
+
+    /// Starts building a handle on an existing semaphore called `name`, with the permit
+    /// count stored with it: for tools and operators that do not know the count.
+    /// [`build`](Builder::build) returns [`Error::NotFound`] if there is no such semaphore.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// let sem = redis_semaphore::AsyncSemaphore::open("reports")
+    ///     .master("redis://127.0.0.1:6379")
+    ///     .build()
+    ///     .await?;
+    /// for holder in sem.holders().await? {
+    ///     println!("{} holds slots {:?}", holder.id, holder.slots);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn open(name: impl Into<String>) -> Builder {
+        Builder::adopting(name.into())
     }
 
     /// Waits for one permit.
@@ -304,10 +339,6 @@ impl AsyncSemaphore {
         Ok(self.core.quorum.status().await?.available)
     }
 
-    pub(crate) fn core(&self) -> &Arc<Core> {
-        &self.core
-    }
-
     /// The semaphore's permit count: the one it was built with (or found, for a handle
     /// from [`open`](Self::open)), or the one this handle set with
     /// [`set_permits`](Self::set_permits).
@@ -340,4 +371,169 @@ impl AsyncSemaphore {
     pub fn bounded(&self) -> bool {
         self.core.quorum.bounded()
     }
+
+    /// Who holds the semaphore now, lowest slot first, with each master's view. Needs a
+    /// majority of the masters to answer.
+    ///
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// for holder in sem.holders().await? {
+    ///     println!("{} holds {:?} (token {})", holder.id, holder.slots, holder.fencing_token);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] / [`Error::Quorum`] when fewer than a majority of the masters
+    /// answer within the request timeout; [`Error::WrongType`] when a key of the semaphore
+    /// holds something else.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn holders(&self) -> Result<Vec<Holder>, Error> {
+        admin::holders(&self.core.quorum).await
+    }
+
+    /// Changes the semaphore's permit count to `n`, for everyone: handles built with the
+    /// old count get [`Error::ConfigMismatch`] at their next call, this one takes the new
+    /// count. Lowering it does not take permits away: holders past the new count keep
+    /// their permits until they release them, and only slots below it are granted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for 0 or a count past `u32::MAX` with the permits added
+    /// by unbounded releases;
+    /// [`Error::Redis`] / [`Error::Quorum`] when fewer than a majority of the masters
+    /// answer within the request timeout; [`Error::WrongType`] when a key of the semaphore
+    /// holds something else.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, the change may or may not have been made on each master,
+    /// and this handle keeps its old count until a call completes: call it again.
+    pub async fn set_permits(&self, n: u32) -> Result<(), Error> {
+        if n == 0 {
+            return Err(Error::InvalidArgument(
+                "a semaphore needs at least 1 permit".into(),
+            ));
+        }
+        self.core.quorum.resize(n).await?;
+        Ok(())
+    }
+
+    /// Releases the permit with id `id`, whoever holds it (an operator's fix for a holder
+    /// that is stuck but still renewing). Returns the number of slots freed (0: no such
+    /// permit). The holder finds its permit lost at its next renewal.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] / [`Error::Quorum`] when fewer than a majority of the masters
+    /// answer within the request timeout; [`Error::WrongType`] when a key of the semaphore
+    /// holds something else.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, the release may or may not have been done: call it again
+    /// (releasing a permit that is gone frees nothing).
+    pub async fn release_holder(&self, id: &str) -> Result<u32, Error> {
+        self.core.quorum.release(id, &Leave::Stay, &[]).await
+    }
+
+    /// Deletes the semaphore: its stored count, its token counter and every lease. Holders
+    /// lose their permits at their next renewal; a handle's next call creates the
+    /// semaphore again with its own count. Returns whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Redis`] / [`Error::Quorum`] when fewer than a majority of the masters
+    /// answer within the request timeout; [`Error::WrongType`] when a key of the semaphore
+    /// holds something else.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, some masters may have deleted the semaphore and others
+    /// not: call it again.
+    pub async fn delete(&self) -> Result<bool, Error> {
+        self.core.quorum.delete().await
+    }
+
+    /// The latest failure of a master that has not answered since, or `None` when every
+    /// master answered its latest request.
+    ///
+    /// This is how to tell "no permit" from "no server" where the API cannot: with
+    /// [`raise_on_redis_errors(false)`](crate::Builder::raise_on_redis_errors) (the default, as
+    /// in pottery-semaphore) a [`try_acquire`](Self::try_acquire) on an unreachable master
+    /// returns `Ok(None)`, the same as when every permit is held, and a waiting acquire
+    /// keeps trying (up to the [outage timeout](crate::Builder::outage_timeout)). Every request of
+    /// the handle counts: acquires, renewals, background releases, [`value`](Self::value).
+    /// A master's entry is cleared by its next answer. On several masters this is the
+    /// most recent of [`master_errors`](Self::master_errors).
+    ///
+    /// ```no_run
+    /// # async fn demo(sem: redis_semaphore::AsyncSemaphore) -> Result<(), redis_semaphore::Error> {
+    /// match sem.try_acquire().await? {
+    ///     Some(permit) => { /* work */ drop(permit) }
+    ///     None => match sem.last_error() {
+    ///         Some(down) => eprintln!("no answer for {:?}: {}", down.since.elapsed().unwrap_or_default(), down.error),
+    ///         None => eprintln!("every permit is held"),
+    ///     },
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn last_error(&self) -> Option<MasterError> {
+        self.master_errors().into_iter().next()
+    }
+
+    /// Every master that failed and has not answered since, the latest failure first;
+    /// empty when all of them answer. See [`last_error`](Self::last_error).
+    pub fn master_errors(&self) -> Vec<MasterError> {
+        self.core.quorum.master_errors()
+    }
 }
+
+/// The one method of [`Builder`] that names the façade, here beside it so that the builder
+/// (below it) does not import it.
+impl Builder {
+    /// Checks the configuration, connects to the masters and checks the semaphore stored
+    /// there: its permit count ([`Error::ConfigMismatch`]) and its keys' types
+    /// ([`Error::WrongType`]). A semaphore that does not exist yet is created, except by a
+    /// builder from [`AsyncSemaphore::open`], which takes the stored count and returns
+    /// [`Error::NotFound`] when there is none.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`] at once, before any request: an empty or too long name,
+    ///   zero permits, no master, a URL that does not parse, a master given twice, a lease
+    ///   or request timeout out of range.
+    /// - [`Error::ConfigMismatch`]: the semaphore exists with another permit count or
+    ///   boundedness. [`Error::NotFound`]: a builder from `open` found no semaphore.
+    /// - [`Error::WrongType`]: one of its keys holds something this library did not write
+    ///   (nothing is changed).
+    /// - [`Error::Redis`] (one master) or [`Error::Quorum`] (several) after the request
+    ///   timeout when fewer than a majority of the masters answer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future leaves at most a created config behind (the
+    /// semaphore, with the count and boundedness asked for), as a finished `build()` does.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), redis_semaphore::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let sem = redis_semaphore::AsyncSemaphore::builder("reports", 3)
+    ///     .master("redis://127.0.0.1:6379")
+    ///     .lease(Duration::from_secs(30))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn build(self) -> Result<AsyncSemaphore, Error> {
+        Ok(AsyncSemaphore::new(self.connect().await?))
+    }
+}
+
+#[cfg(test)]
+mod tests;

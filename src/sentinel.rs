@@ -10,7 +10,7 @@
 //! again, requests fail at once (a transient error): after a lost connection the server
 //! at the old address may be the old primary restarted empty, which calls itself a primary
 //! until the sentinels demote it, and must not be asked for grants. The subscriber for wake-ups asks the
-//! sentinels each time it connects (see `wake.rs`).
+//! sentinels each time it connects (see `subscriber/`).
 //!
 //! There is no `redis+sentinel://` URL: redis-rs parses none, so the sentinels and the
 //! service are given to [`Builder::sentinel`](crate::Builder::sentinel).
@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use tokio::time::Instant;
+
+use crate::error::Error;
 
 /// The least time between two lookups of one service's primary: during a failover every
 /// failed request would ask otherwise.
@@ -65,11 +67,11 @@ impl Given {
     }
 
     /// The service, to be asked with requests bounded by `timeout`.
-    pub(crate) fn service(self, timeout: Duration) -> Result<Arc<Service>, crate::Error> {
+    pub(crate) fn service(self, timeout: Duration) -> Result<Arc<Service>, Error> {
         let label = self.label();
         Service::new(self.sentinels, self.service, self.nodes, timeout)
             .map(Arc::new)
-            .map_err(|source| crate::Error::Redis {
+            .map_err(|source| Error::Redis {
                 master: label,
                 source,
             })

@@ -11,6 +11,8 @@ use std::time::Duration;
 #[cfg(feature = "tracing")]
 use tokio::time::Instant;
 
+use crate::error::Error;
+
 /// One acquire: its span, and what the grant event reports.
 #[derive(Debug)]
 pub(crate) struct Acquire {
@@ -60,7 +62,7 @@ impl Acquire {
     }
 
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    pub(crate) fn outage(&self, lasted: Duration, error: &crate::Error) {
+    pub(crate) fn outage(&self, lasted: Duration, error: &Error) {
         #[cfg(feature = "tracing")]
         self.span.in_scope(|| {
             tracing::warn!(
@@ -91,7 +93,7 @@ pub(crate) fn renewed(id: &str, took: Duration) {
 }
 
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-pub(crate) fn renewal_failed(id: &str, error: &crate::Error) {
+pub(crate) fn renewal_failed(id: &str, error: &Error) {
     #[cfg(feature = "tracing")]
     tracing::debug!(id, %error, "renewal failed; trying again before the deadline");
 }
@@ -103,7 +105,7 @@ pub(crate) fn lost(id: &str) {
 }
 
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-pub(crate) fn released(id: &str, result: &Result<u32, crate::Error>) {
+pub(crate) fn released(id: &str, result: &Result<u32, Error>) {
     #[cfg(feature = "tracing")]
     match result {
         Ok(freed) => tracing::debug!(id, freed, "released"),
@@ -112,13 +114,13 @@ pub(crate) fn released(id: &str, result: &Result<u32, crate::Error>) {
 }
 
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-pub(crate) fn master_error(master: &str, error: &crate::Error) {
+pub(crate) fn master_error(master: &str, error: &Error) {
     #[cfg(feature = "tracing")]
     tracing::warn!(master, %error, "master error; retried until it answers again");
 }
 
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-pub(crate) fn master_still_failing(master: &str, error: &crate::Error, failures: u64) {
+pub(crate) fn master_still_failing(master: &str, error: &Error, failures: u64) {
     #[cfg(feature = "tracing")]
     tracing::debug!(master, %error, failures, "master error");
 }

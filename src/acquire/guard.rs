@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use crate::acquire::line::Line;
+use crate::background::GiveBack;
 use crate::core::Core;
-use crate::shutdown::GiveBack;
 
 /// What an acquire may hold on the masters at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

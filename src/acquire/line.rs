@@ -6,17 +6,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::acquire::wakeups::Wakeups;
+use crate::acquire::listeners::Listeners;
+use crate::background::GiveBack;
 use crate::core::Core;
 use crate::quorum::Leave;
-use crate::shutdown::GiveBack;
 
 #[derive(Debug)]
 pub(crate) struct Line {
     /// The line's id in a fair semaphore's queue: random, like a permit id.
     pub(crate) id: String,
     /// Held by the head of the line: the one waiter that asks the masters and listens.
-    pub(crate) head: tokio::sync::Mutex<Wakeups>,
+    pub(crate) head: tokio::sync::Mutex<Listeners>,
     /// Waiters of the handle now (the head included).
     waiting: AtomicUsize,
     /// A granted head left the line's place in the queue to the next waiter, who then

@@ -16,7 +16,7 @@
 //!    this process (unfair semaphores), the caller's deadline, or a timer that depends on
 //!    where the line stands: far back in a fair queue, about [`PLACE_RENEW`] (only to keep
 //!    its place: the scripts wake it when its turn comes); among the first [`NEAR`] lines,
-//!    the earliest expiry or a [`WAITER_LEASE`](crate::WAITER_LEASE), whichever comes
+//!    the earliest expiry or a [`WAITER_LEASE`], whichever comes
 //!    first; outside the queue, the earliest expiry or [`WAKE_CAP`]. A wake-up can carry a
 //!    grant pushed to the line's registered id (one master, fair): the attempt then holds
 //!    the permit without asking again.
@@ -33,10 +33,7 @@
 
 mod guard;
 mod line;
-mod wakeups;
-
-#[cfg(test)]
-mod tests;
+mod listeners;
 
 pub(crate) use line::Line;
 
@@ -49,18 +46,18 @@ use tokio::time::{Instant, sleep_until};
 use crate::core::Core;
 use crate::detached::Detached;
 use crate::error::Error;
-use crate::lua::{Acquired, MAX_ACQUIRE_MANY};
+use crate::lua::{Acquired, MAX_ACQUIRE_MANY, Queue};
+#[cfg(doc)]
+use crate::pacing::PLACE_RENEW;
+use crate::pacing::{Backoff, NEAR, WAITER_LEASE, WAKE_CAP, near_pause, renew_pause, wake_pause};
 use crate::permit::{Grant, Permit};
 use crate::quorum::decide::{Deadline, validity};
-use crate::quorum::{Ask, Queue, arrival_stamp};
+use crate::quorum::{Ask, arrival_stamp};
+use crate::subscriber::message::Named;
 use crate::trace;
-#[cfg(doc)]
-use crate::wait::PLACE_RENEW;
-use crate::wait::{Backoff, NEAR, WAKE_CAP, near_pause, renew_pause, wake_pause};
-use crate::wake::Named;
 use guard::{CancelGuard, Stake};
 use line::Waiting;
-use wakeups::Wakeups;
+use listeners::Listeners;
 
 /// How long an acquire may wait.
 #[derive(Debug, Clone, Copy)]
@@ -152,7 +149,7 @@ struct Attempt<'a> {
     /// first ask then finds the slots free (as when the guard was a local after the lock).
     guard: CancelGuard<'a>,
     /// The line's lock while this attempt is its head (none for a try).
-    head: Option<MutexGuard<'a, Wakeups>>,
+    head: Option<MutexGuard<'a, Listeners>>,
     id: &'a str,
     k: u32,
     wait: Wait,
@@ -180,7 +177,7 @@ impl<'a> Attempt<'a> {
     fn new(
         core: &'a Arc<Core>,
         line: &'a Line,
-        mut head: Option<MutexGuard<'a, Wakeups>>,
+        mut head: Option<MutexGuard<'a, Listeners>>,
         id: &'a str,
         k: u32,
         wait: Wait,
@@ -194,12 +191,12 @@ impl<'a> Attempt<'a> {
         // A granted head put the line back in the queue for us: wait for its turn to be
         // published, unless it already was.
         let mut ask_now = true;
-        if let Some(wakeups) = head.as_deref_mut()
+        if let Some(listeners) = head.as_deref_mut()
             && queue == Queue::Join
             && line.take_place()
-            && wakeups.listening()
+            && listeners.listening()
         {
-            ask_now = wakeups.woken_meanwhile(&line.id);
+            ask_now = listeners.woken_meanwhile(&line.id);
         }
         // The outage the line's previous head saw, if it lasts still (it failed a moment
         // ago; else it is stale).
@@ -227,7 +224,7 @@ impl<'a> Attempt<'a> {
             arrival: arrival_stamp(),
             backoff: Backoff::new(),
             last_ask: Instant::now(),
-            first_lease: config.lease.min(crate::WAITER_LEASE),
+            first_lease: config.lease.min(WAITER_LEASE),
             uncertain: false,
             outage: None,
             trace: trace::Acquire::start(&config.name, k),
@@ -318,8 +315,8 @@ impl<'a> Attempt<'a> {
         // Only an answered ask bounds when a pushed grant can have started.
         self.last_ask = sent;
         self.uncertain |= round.unanswered;
-        if let Some(wakeups) = self.head.as_deref_mut() {
-            wakeups.saw(&round.stamps, sent);
+        if let Some(listeners) = self.head.as_deref_mut() {
+            listeners.saw(&round.stamps, sent);
         }
         match round.outcome {
             Acquired::Granted { token, slots } => {
@@ -338,18 +335,18 @@ impl<'a> Attempt<'a> {
             }
             Acquired::Busy { wait_ms } => {
                 self.guard.stake = Stake::busy(joins, self.uncertain);
-                if let Some(wakeups) = self.head.as_deref_mut()
-                    && !wakeups.listening()
+                if let Some(listeners) = self.head.as_deref_mut()
+                    && !listeners.listening()
                 {
                     // Busy before anyone listened: listen for wake-ups, then ask again at
                     // once, in case a release came before the subscription did.
                     let line = core.config.fair.then_some(self.line.id.as_str());
-                    wakeups.listen(&core.quorum, line).await;
-                    if wakeups.listening() {
+                    listeners.listen(&core.quorum, line).await;
+                    if listeners.listening() {
                         return Ok(Step::Again);
                     }
                 }
-                let listening = self.head.as_deref().is_some_and(Wakeups::listening);
+                let listening = self.head.as_deref().is_some_and(Listeners::listening);
                 let hint = wait_ms.map(Duration::from_millis);
                 Ok(Step::Pause(match (round.ahead, hint) {
                     // Far back in a fair queue: the scripts wake the line when its turn
@@ -389,8 +386,8 @@ impl<'a> Attempt<'a> {
     /// of a handle give up together, not one outage timeout after another.
     fn set_outage(&mut self, outage: Option<(Instant, Instant)>) {
         self.outage = outage;
-        if let Some(wakeups) = self.head.as_deref_mut() {
-            wakeups.outage = outage;
+        if let Some(listeners) = self.head.as_deref_mut() {
+            listeners.outage = outage;
         }
     }
 
@@ -419,9 +416,9 @@ impl<'a> Attempt<'a> {
 }
 
 /// A fresh wake-up for `line` on the head's listeners; never resolves for a try.
-async fn woken(head: Option<&mut Wakeups>, line: &str) -> (Named, Option<Instant>) {
+async fn woken(head: Option<&mut Listeners>, line: &str) -> (Named, Option<Instant>) {
     match head {
-        Some(wakeups) => wakeups.woken(line).await,
+        Some(listeners) => listeners.woken(line).await,
         None => std::future::pending().await,
     }
 }

@@ -10,12 +10,12 @@ use futures_util::future::BoxFuture;
 use super::{Call, Link};
 use crate::error::Error;
 use crate::health::Health;
-use crate::wake::Listener;
+use crate::subscriber::Listener;
 
 /// What a fake master answers to one call.
 #[derive(Debug, Clone)]
 pub(crate) enum Reply {
-    /// A reply of integers (an acquire's, a hold's, a status's).
+    /// A reply of integers (an acquire's, a renewal's, a status's).
     Ints(Vec<i64>),
     /// One integer (a release's count).
     Int(i64),
@@ -63,7 +63,7 @@ impl FakeLink {
     }
 
     /// A master that answers with `answer`, or where it says `None`, as a healthy master
-    /// would: a hold with the slots it was asked to hold, a release with 1 freed.
+    /// would: a renewal with the slots it was asked to hold, a release with 1 freed.
     pub(crate) fn master(
         name: &str,
         answer: impl Fn(&Sent) -> Option<Reply> + Send + Sync + 'static,
@@ -71,7 +71,7 @@ impl FakeLink {
         FakeLink::new(name, move |sent| {
             answer(sent).unwrap_or_else(|| match sent.script {
                 // ARGV: permits, id, lease, token, claim, line, slots...
-                "hold.lua" => {
+                "renew.lua" => {
                     Reply::Ints(sent.args[6..].iter().map(|s| s.parse().unwrap()).collect())
                 }
                 "release.lua" => Reply::Int(1),

@@ -15,9 +15,16 @@
 //! This module sends the requests and reads the replies; what they mean is decided by the
 //! pure functions of [`decide`], which are unit-tested without a server. The masters are
 //! reached through [`Link`], so the quorum itself runs in tests against scripted links too
-//! (`tests` below).
+//! (`quorum/tests.rs`).
+//!
+//! The fan-out and the reading of replies are here; the acquire round with its settle is in
+//! `acquire.rs`, the other operations (renew, release, status, holders, the operators'
+//! changes) in `operations.rs`.
 
 pub(crate) mod decide;
+
+mod acquire;
+mod operations;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -27,15 +34,14 @@ use futures_util::future::join_all;
 use redis::FromRedisValue;
 
 use crate::error::{Error, MasterFailure};
+use crate::health::MasterError;
 use crate::link::{Call, Link};
-pub(crate) use crate::lua::Queue;
-use crate::lua::{
-    self, AcquireArgs, Acquired, Answer, Caller, Cursor, HeldPage, HoldArgs, Keys, ReleaseArgs,
-    Scripted, Status, millis,
-};
-use crate::wait::PLACE_LEASE;
-use crate::wake::{Listener, process_of};
-use decide::{Deadline, Majority, MasterGrant, Plan, Renewal, Replies};
+use crate::lua::{Caller, Keys, Scripted, Status};
+use crate::subscriber::Listener;
+use crate::subscriber::message::process_of;
+use decide::Majority;
+
+pub(crate) use acquire::{Ask, arrival_stamp};
 
 /// Everything needed to talk to one semaphore's masters.
 #[derive(Debug)]
@@ -47,41 +53,6 @@ pub(crate) struct Quorum {
     permits: AtomicU32,
     /// The handle's boundedness, sent with the count: a semaphore stores it too.
     bounded: AtomicBool,
-}
-
-/// One acquire request: who asks, for how many slots, and from which waiter line.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ask<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) k: u32,
-    pub(crate) queue: Queue,
-    /// The handle's waiter line.
-    pub(crate) line: &'a str,
-    /// More waiters stand in that line behind this one.
-    pub(crate) more: bool,
-    /// The line's place in a fair queue: the client's clock (µs) when this acquire first
-    /// asked, or the place a granted predecessor left to it.
-    pub(crate) arrival: u64,
-    /// The caller waits for a wake-up if not granted (not a try).
-    pub(crate) waits: bool,
-}
-
-/// What one round of an acquire (a request to every master, and a settling round if they
-/// differed) came to.
-#[derive(Debug)]
-pub(crate) struct Round {
-    /// Granted, or busy (with the earliest expiry when known; without it, the masters
-    /// disagreed and everything was given back).
-    pub(crate) outcome: Acquired,
-    /// Each master's script stamp (its time in microseconds), when it answered.
-    pub(crate) stamps: Vec<Option<u64>>,
-    /// Some master did not answer: it may still grant this id later, so whoever gives up
-    /// on the id must release it there.
-    pub(crate) unanswered: bool,
-    /// Masters that hold the granted slots.
-    pub(crate) granted_by: usize,
-    /// Busy and queued: the fewest lines ahead of the caller's that a master counted.
-    pub(crate) ahead: Option<u64>,
 }
 
 /// What a release does with the waiter line an acquire stood in.
@@ -290,308 +261,8 @@ impl Quorum {
         }
     }
 
-    /// Asks every master for `k` slots under permit `id` and keeps `k` slots that each
-    /// have a majority, if the grant is still valid at `deadline` (see [`decide`] for the
-    /// rules). The common case is one round trip: masters that saw the same history grant
-    /// the same slots with the same token; when they differ, one more round trip settles
-    /// it. Without a majority for `k` slots every grant is released and the caller tries
-    /// again after a random delay (`Busy` without a hint).
-    pub(crate) async fn acquire(
-        &self,
-        ask: &Ask<'_>,
-        lease: Duration,
-        deadline: Deadline,
-    ) -> Result<Round, Error> {
-        let Ask { id, k, .. } = *ask;
-        let args = AcquireArgs {
-            caller: self.caller(),
-            id,
-            k,
-            lease_ms: millis(lease),
-            queue: ask.queue,
-            // A place in the queue is kept for minutes without asking; a waiter outside
-            // it (an unfair handle's) keeps the semaphore's mark a second.
-            waiter_ms: millis(if ask.queue == Queue::Join {
-                PLACE_LEASE
-            } else {
-                crate::WAITER_LEASE
-            }),
-            line: ask.line,
-            more: ask.more,
-            arrival: ask.arrival,
-            again: arrival_stamp(),
-            push: ask.queue == Queue::Join && !self.several(),
-            waits: ask.waits || ask.queue == Queue::Join,
-        }
-        .args();
-        let answers = Answers::sort(
-            self.parsed(&lua::ACQUIRE, &args, |_, r| Answer::parse(&ints(r)?))
-                .await,
-        );
-        let mut round = Round {
-            outcome: Acquired::Busy { wait_ms: None },
-            stamps: vec![None; self.masters.len()],
-            unanswered: !answers.failures.is_empty(),
-            granted_by: 0,
-            ahead: None,
-        };
-        let mut replies = Replies {
-            failed: answers.failures.len(),
-            ..Replies::default()
-        };
-        for (master, answer) in answers.ok {
-            round.stamps[master] = Some(answer.stamp);
-            if let Some(ahead) = answer.ahead {
-                round.ahead = Some(round.ahead.map_or(ahead, |a| a.min(ahead)));
-            }
-            match answer.acquired {
-                Acquired::Granted { token, slots } => replies.grants.push(MasterGrant {
-                    master,
-                    token,
-                    slots,
-                }),
-                Acquired::Busy { wait_ms } => replies.busy.push((master, wait_ms)),
-            }
-        }
-        let queued = ask.queue == Queue::Join;
-        let (slots, token, exact, settle) =
-            match decide::plan_acquire(self.majority(), &replies, k as usize, queued) {
-                Plan::NoQuorum { release } => {
-                    self.release_on(release, id).await;
-                    return Err(self.no_quorum(answers.failures));
-                }
-                Plan::Busy { release, wait_ms } => {
-                    self.release_on(release, id).await;
-                    round.outcome = Acquired::Busy { wait_ms };
-                    return Ok(round);
-                }
-                Plan::Keep {
-                    slots,
-                    token,
-                    exact,
-                    settle,
-                } => (slots, token, exact, settle),
-            };
-        let mut holding: Vec<Vec<u32>> = exact.iter().map(|_| slots.clone()).collect();
-        if !settle.is_empty() {
-            let line = if queued { ask.line } else { "" };
-            let settled = self
-                .hold_on(settle.iter().copied(), id, &slots, token, lease, line)
-                .await;
-            holding.extend(settled.into_iter().filter_map(|(_, r)| r.ok()));
-        }
-        let held: Vec<&[u32]> = holding.iter().map(Vec::as_slice).collect();
-        if !decide::kept_on_majority(self.majority(), &slots, &held)
-            || !deadline.holds_at(tokio::time::Instant::now())
-        {
-            let granted = replies.grants.iter().map(|g| g.master);
-            self.release_on(granted.chain(settle), id).await;
-            return Ok(round);
-        }
-        round.outcome = Acquired::Granted { token, slots };
-        round.granted_by = holding.len();
-        Ok(round)
-    }
-
-    /// Releases whatever this acquire round granted (and may have settled) on `which`.
-    async fn release_on(&self, which: impl IntoIterator<Item = usize>, id: &str) {
-        let mut which: Vec<usize> = which.into_iter().collect();
-        which.sort_unstable();
-        which.dedup();
-        if !which.is_empty() {
-            let args = ReleaseArgs {
-                caller: self.caller(),
-                id,
-                line: "",
-                leave: false,
-                slots: &[],
-            }
-            .args();
-            self.on::<u32>(which, &lua::RELEASE, &args).await;
-        }
-    }
-
-    /// Runs the hold script on masters `which`; each reply is the slots held afterwards.
-    async fn hold_on(
-        &self,
-        which: impl IntoIterator<Item = usize>,
-        id: &str,
-        slots: &[u32],
-        token: u64,
-        lease: Duration,
-        line: &str,
-    ) -> Vec<(usize, Result<Vec<u32>, Error>)> {
-        let args = HoldArgs {
-            caller: self.caller(),
-            id,
-            lease_ms: millis(lease),
-            token,
-            claim: self.several(),
-            line,
-            slots,
-        }
-        .args();
-        self.on::<Vec<i64>>(which, &lua::HOLD, &args)
-            .await
-            .into_iter()
-            .map(|(i, reply)| {
-                let parsed = reply.and_then(|r| {
-                    lua::slots_of(&r).ok_or_else(|| self.unexpected(i, lua::HOLD.file, &r))
-                });
-                (i, parsed)
-            })
-            .collect()
-    }
-
-    /// Renews the lease of permit `id` on every master. `Ok(true)`: each of its slots is
-    /// held on a majority again. `Ok(false)`: the answers rule that out, the permit is lost.
-    /// An error: too few masters answered to tell; try again before the deadline.
-    ///
-    /// On several masters the renewal also takes the permit's slots where they are free,
-    /// so a permit granted on a bare majority spreads to every master and survives the
-    /// loss of one more. That is safe while the permit holds a majority of each slot: no
-    /// other id can, so no other permit needs the slot anywhere.
-    pub(crate) async fn refresh(
-        &self,
-        id: &str,
-        slots: &[u32],
-        token: u64,
-        lease: Duration,
-        current: impl Fn() -> Vec<u32>,
-    ) -> Result<bool, Error> {
-        let replies = self
-            .hold_on(0..self.masters.len(), id, slots, token, lease, "")
-            .await;
-        let answers = Answers::sort(replies);
-        let holding: Vec<&[u32]> = answers.ok.iter().map(|(_, h)| h.as_slice()).collect();
-        // Judged on the slots the permit holds now: a partial release may have overtaken
-        // this renewal on some master.
-        let verdict = decide::judge_renewal(
-            self.majority(),
-            &current(),
-            &holding,
-            answers.failures.len(),
-        );
-        match verdict {
-            Renewal::Held => Ok(true),
-            Renewal::Lost => Ok(false),
-            Renewal::Unknown => Err(self.no_quorum(answers.failures)),
-        }
-    }
-
-    /// Frees `slots` of `id` (all of them when empty; no permit at all when `id` is empty)
-    /// on every master, and does what `leave` says with the acquire's waiter line; returns
-    /// the most that any master freed (0: no master knew the permit any more).
-    pub(crate) async fn release(
-        &self,
-        id: &str,
-        leave: &Leave,
-        slots: &[u32],
-    ) -> Result<u32, Error> {
-        let (line, leave) = leave.args();
-        let args = ReleaseArgs {
-            caller: self.caller(),
-            id,
-            line,
-            leave,
-            slots,
-        }
-        .args();
-        let replies = self.on_all::<u32>(&lua::RELEASE, &args).await;
-        Ok(self
-            .agreed(replies)?
-            .iter()
-            .map(|(_, n)| *n)
-            .max()
-            .unwrap_or(0))
-    }
-
-    /// What the semaphore looks like ([`decide::merge_status`] on several masters, which
-    /// needs every held slot: a master that holds more than a page of them is asked for
-    /// the rest a page at a time).
-    pub(crate) async fn status(&self) -> Result<Status, Error> {
-        let args = lua::status_args(self.caller(), self.several());
-        let replies = self
-            .parsed(&lua::STATUS, &args, |_, r| Status::parse(&ints(r)?))
-            .await;
-        let replies = join_all(replies.into_iter().map(|(i, reply)| async move {
-            let mut status = match reply {
-                Ok(status) => status,
-                Err(error) => return (i, Err(error)),
-            };
-            if let Some(after) = status.more.take() {
-                match self.held_pages(i, Some(after), false).await {
-                    Ok(rest) => status.slots.extend(rest.into_iter().map(|held| held.slot)),
-                    Err(error) => return (i, Err(error)),
-                }
-            }
-            (i, Ok(status))
-        }))
-        .await;
-        let mut statuses: Vec<Status> = self.agreed(replies)?.into_iter().map(|(_, s)| s).collect();
-        if !self.several() {
-            return Ok(statuses.remove(0));
-        }
-        Ok(decide::merge_status(self.majority(), &statuses))
-    }
-
-    /// Every held slot on every master that answered.
-    pub(crate) async fn holders(&self) -> Result<Vec<HeldSlot>, Error> {
-        let replies = join_all(
-            (0..self.masters.len())
-                .map(|i| async move { (i, self.held_pages(i, None, true).await) }),
-        )
-        .await;
-        Ok(self
-            .agreed(replies)?
-            .into_iter()
-            .flat_map(|(_, held)| held)
-            .collect())
-    }
-
-    /// The slots held on master `i` after `after` (None: all of them), a page per request
-    /// (`holders.lua`), each slot once; with its holder when `detail`. A page is bounded
-    /// (`lua::bound::PAGE`) because a script blocks the whole server while it runs. The
-    /// pages are not one snapshot: a slot renewed between two pages may be listed twice
-    /// (kept once here), and the requests stop after twice as many pages as the slots held
-    /// at the first one make, however busy the semaphore.
-    async fn held_pages(
-        &self,
-        i: usize,
-        mut after: Option<Cursor>,
-        detail: bool,
-    ) -> Result<Vec<HeldSlot>, Error> {
-        let width = if detail { 4 } else { 1 };
-        let mut held = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut pages_left: Option<u64> = None;
-        loop {
-            let args = lua::holders_args(self.caller(), detail, after);
-            let reply = self
-                .on::<Vec<redis::Value>>([i], &lua::HOLDERS, &args)
-                .await
-                .remove(0)
-                .1?;
-            let page = HeldPage::parse(&reply, width)
-                .ok_or_else(|| self.unexpected(i, lua::HOLDERS.file, &reply))?;
-            for entry in page.entries {
-                let slot = parse_held(i, entry)
-                    .ok_or_else(|| self.unexpected(i, lua::HOLDERS.file, &reply))?;
-                if seen.insert(slot.slot) {
-                    held.push(slot);
-                }
-            }
-            let left = pages_left.get_or_insert(2 * page.held / u64::from(lua::bound::PAGE) + 2);
-            *left -= 1;
-            match page.next {
-                Some(next) if *left > 0 => after = Some(next),
-                _ => return Ok(held),
-            }
-        }
-    }
-
     /// The masters that failed and have not answered since, the latest failure first.
-    pub(crate) fn master_errors(&self) -> Vec<crate::health::MasterError> {
+    pub(crate) fn master_errors(&self) -> Vec<MasterError> {
         let mut errors: Vec<_> = self
             .masters
             .iter()
@@ -604,41 +275,6 @@ impl Quorum {
     /// The name of master `i`, as `host:port`.
     pub(crate) fn master_name(&self, i: usize) -> &str {
         self.masters[i].name()
-    }
-
-    /// Sets the stored permit count on every master, and this handle's.
-    pub(crate) async fn resize(&self, n: u32) -> Result<u32, Error> {
-        let replies = self
-            .on_all::<u32>(&lua::RESIZE, &lua::count_args(self.caller(), n))
-            .await;
-        let answers = self.agreed(replies)?;
-        self.permits.store(n, Ordering::Relaxed);
-        Ok(answers.iter().map(|(_, l)| *l).max().unwrap_or(n))
-    }
-
-    /// Deletes the semaphore's keys on every master; true if a majority had it.
-    pub(crate) async fn delete(&self) -> Result<bool, Error> {
-        let replies = self.on_all::<u32>(&lua::DELETE, &[]).await;
-        let existed = self
-            .agreed(replies)?
-            .iter()
-            .filter(|(_, e)| *e == 1)
-            .count();
-        Ok(existed >= self.majority().needed())
-    }
-
-    /// Adds `n` permits (an unbounded semaphore released more than it held) on every
-    /// master; returns the highest new limit.
-    pub(crate) async fn grow(&self, n: u32) -> Result<u32, Error> {
-        let replies = self
-            .on_all::<u32>(&lua::GROW, &lua::count_args(self.caller(), n))
-            .await;
-        Ok(self
-            .agreed(replies)?
-            .iter()
-            .map(|(_, l)| *l)
-            .max()
-            .unwrap_or(0))
     }
 
     /// A reply that does not have the script's shape: a failure of that master (as a
@@ -685,55 +321,6 @@ impl<T> Answers<T> {
         }
         answers
     }
-}
-
-/// A reply of integers (`None` if one is not).
-fn ints(reply: &[redis::Value]) -> Option<Vec<i64>> {
-    reply
-        .iter()
-        .map(|v| i64::from_redis_value(v.clone()).ok())
-        .collect()
-}
-
-/// One slot held on one master, as the holders script lists it.
-#[derive(Debug, Clone)]
-pub(crate) struct HeldSlot {
-    pub(crate) master: usize,
-    pub(crate) slot: u32,
-    pub(crate) id: String,
-    pub(crate) token: u64,
-    pub(crate) lease_left: Duration,
-}
-
-/// One entry of a `holders.lua` page from master `master`: `{slot, id, token, ms_left}`,
-/// or `{slot}` alone (then with no id, token 0 and no time left).
-fn parse_held(master: usize, entry: &[redis::Value]) -> Option<HeldSlot> {
-    let int = |v: &redis::Value| i64::from_redis_value(v.clone()).ok();
-    let slot = u32::try_from(int(entry.first()?)?).ok()?;
-    let (id, token, ms_left) = match entry {
-        [_] => (String::new(), 0, 0),
-        [_, id, token, ms_left] => (
-            String::from_redis_value(id.clone()).ok()?,
-            u64::try_from(int(token)?).ok()?,
-            u64::try_from(int(ms_left)?).ok()?,
-        ),
-        _ => return None,
-    };
-    Some(HeldSlot {
-        master,
-        slot,
-        id,
-        token,
-        lease_left: Duration::from_millis(ms_left),
-    })
-}
-
-/// The client's wall clock in microseconds: a waiter line's place in the queue. Only the
-/// order of waiters depends on it, never safety.
-pub(crate) fn arrival_stamp() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

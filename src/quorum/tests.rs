@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::decide::Deadline;
 use super::*;
 use crate::link::fake::{FakeLink, Reply, granted};
+use crate::lua::{Acquired, Queue};
 
 const LEASE: Duration = Duration::from_secs(10);
 
 /// A quorum of fake masters, each answering an acquire with its entry of `acquire` and
-/// every hold with the slots it was asked to hold (or `hold` when given).
+/// every renewal with the slots it was asked to hold (or `renew` when given).
 fn quorum(acquire: Vec<Reply>, hold: Option<Reply>) -> (Quorum, Vec<Arc<FakeLink>>) {
     let links: Vec<Arc<FakeLink>> = acquire
         .into_iter()
@@ -21,7 +23,7 @@ fn quorum(acquire: Vec<Reply>, hold: Option<Reply>) -> (Quorum, Vec<Arc<FakeLink
             let hold = hold.clone();
             FakeLink::master(&format!("m{i}:6379"), move |sent| match sent.script {
                 "acquire.lua" => Some(reply.clone()),
-                "hold.lua" => hold.clone(),
+                "renew.lua" => hold.clone(),
                 _ => None,
             })
         })
@@ -74,7 +76,7 @@ async fn masters_that_agree_grant_in_one_round_trip() {
     assert_eq!(round.granted_by, 3);
     assert!(!round.unanswered);
     assert_eq!(counts(&links, "acquire.lua"), [1, 1, 1]);
-    assert_eq!(counts(&links, "hold.lua"), [0, 0, 0]);
+    assert_eq!(counts(&links, "renew.lua"), [0, 0, 0]);
     assert_eq!(counts(&links, "release.lua"), [0, 0, 0]);
 }
 
@@ -95,8 +97,8 @@ async fn the_highest_token_is_written_back_to_the_master_behind() {
             slots: vec![0]
         }
     );
-    assert_eq!(counts(&links, "hold.lua"), [1, 0, 0]);
-    let hold = &links[0].calls("hold.lua")[0];
+    assert_eq!(counts(&links, "renew.lua"), [1, 0, 0]);
+    let hold = &links[0].calls("renew.lua")[0];
     // ARGV: permits, id, lease, token, claim, line, slots.
     assert_eq!(hold.args[1..], ["id1", "10000", "9", "1", "", "0"]);
     assert_eq!(counts(&links, "release.lua"), [0, 0, 0]);
@@ -164,7 +166,7 @@ async fn a_settle_that_fails_leaves_no_majority_and_gives_everything_back() {
         .await
         .unwrap();
     assert!(matches!(round.outcome, Acquired::Busy { .. }));
-    assert_eq!(counts(&links, "hold.lua"), [1, 0, 0]);
+    assert_eq!(counts(&links, "renew.lua"), [1, 0, 0]);
     assert_eq!(counts(&links, "release.lua"), [1, 1, 0]);
 }
 
@@ -183,9 +185,9 @@ async fn a_queued_waiter_leaves_the_queue_of_a_master_that_said_busy() {
         .await
         .unwrap();
     assert!(matches!(round.outcome, Acquired::Granted { .. }));
-    assert_eq!(counts(&links, "hold.lua"), [0, 0, 1]);
+    assert_eq!(counts(&links, "renew.lua"), [0, 0, 1]);
     // The hold takes the line off that master's queue (ARGV[6]).
-    assert_eq!(links[2].calls("hold.lua")[0].args[5], "line1");
+    assert_eq!(links[2].calls("renew.lua")[0].args[5], "line1");
     assert_eq!(round.granted_by, 3);
 }
 
@@ -226,7 +228,7 @@ async fn renewal_verdicts_follow_what_the_masters_hold() {
             })
             .collect();
         let quorum = Quorum::new(links, "q", 3, true);
-        let renewed = quorum.refresh("id1", &[0], 9, LEASE, || vec![0]).await;
+        let renewed = quorum.renew("id1", &[0], 9, LEASE, || vec![0]).await;
         assert_eq!(renewed.ok(), expected);
     }
 }

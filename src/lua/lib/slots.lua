@@ -7,7 +7,7 @@ SLOTS zset, one member per slot below `next`:
   [0, limit). A grant or a release rewrites a member's score: one call, no second key.
 HOLDS hash:
   next      lowest slot never granted since the keys were made: the slots at or past it
-            are free and are not members of SLOTS (a claim past it, hold.lua, first makes
+            are free and are not members of SLOTS (a claim past it, renew.lua, first makes
             the slots between members, within a budget)
   until     when SLOTS and HOLDS expire (ms): moved only when a lease would outlive it
   token     the last fencing token granted here; CONFIG's token stays at or above it (a

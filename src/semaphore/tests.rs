@@ -1,19 +1,21 @@
-//! The acquire state machine over scripted masters ([`FakeLink`]), as deadpool tests its
-//! cancellation: the future is dropped at each kind of `.await` (a request in flight, a
-//! sleep after busy, after an unanswered round, in the line behind another waiter), and
-//! what is given back is counted exactly, after `flush()` waited for the background
-//! releases. Time is Tokio's paused clock, so sleeps and timeouts are exact.
+//! The façade's acquires over scripted masters ([`FakeLink`]), which drive the acquire
+//! state machine (`acquire/`) as a user does. As deadpool tests its cancellation, the future
+//! is dropped at each kind of `.await` (a request in flight, a sleep after busy, after an
+//! unanswered round, in the line behind another waiter), and what is given back is counted
+//! exactly, after `flush()` waited for the background releases. Time is Tokio's paused
+//! clock, so sleeps and timeouts are exact.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::AsyncSemaphore;
 use crate::config::Config;
 use crate::core::Core;
+use crate::error::Error;
 use crate::link::Link;
 use crate::link::fake::{FakeLink, Reply, Sent, busy, granted};
 use crate::quorum::Quorum;
+use crate::semaphore::AsyncSemaphore;
 
 /// A semaphore of 2 permits on fake masters; `acquire(n)` answers the n-th acquire call
 /// (from 0) of each master; a release frees 1, a renewal holds what it is asked.
@@ -29,7 +31,7 @@ fn semaphore(
             FakeLink::new(&format!("m{m}:6379"), move |sent: &Sent| {
                 match sent.script {
                     "acquire.lua" => acquire(m, asked.fetch_add(1, Ordering::SeqCst)),
-                    "hold.lua" => {
+                    "renew.lua" => {
                         Reply::Ints(sent.args[6..].iter().map(|s| s.parse().unwrap()).collect())
                     }
                     "release.lua" => Reply::Int(1),
@@ -228,7 +230,7 @@ async fn an_outage_longer_than_the_outage_timeout_ends_the_wait() {
     let (sem, links) = semaphore(1, false, |_, _| Reply::Down);
     let started = tokio::time::Instant::now();
     match sem.acquire().await {
-        Err(crate::Error::Outage { lasted, .. }) => {
+        Err(Error::Outage { lasted, .. }) => {
             assert!(lasted >= Duration::from_secs(30), "{lasted:?}");
         }
         other => panic!("expected an outage, got {other:?}"),

@@ -1,4 +1,4 @@
-//! [`Wakeups`]: the wake-up listeners of a handle's waiter line, held by its head.
+//! [`Listeners`]: the wake-up listeners of a handle's waiter line, held by its head.
 //!
 //! Only the head of the line (the waiter holding the line's lock) asks the masters and
 //! listens; when it leaves, the next head takes the listeners over with their receivers, so
@@ -12,7 +12,8 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::quorum::Quorum;
-use crate::wake::{self, Listener, Named, Wake};
+use crate::subscriber::Listener;
+use crate::subscriber::message::{self, Named, Wake};
 
 /// How far apart a master's clock and this process's may run, as a fraction of the time
 /// passed: 0.1%, twice the most NTP slews a clock (500 ppm). A clock that is stepped is
@@ -21,7 +22,7 @@ const CLOCK_RATE: f64 = 0.001;
 
 /// What the head of a handle's waiter line listens with, handed from head to head.
 #[derive(Debug, Default)]
-pub(crate) struct Wakeups {
+pub(crate) struct Listeners {
     /// Wake-up listeners on every master, made at the first wait.
     listeners: Option<Vec<Listener>>,
     /// Their receivers, with their master: kept from head to head, so a wake-up published
@@ -31,7 +32,7 @@ pub(crate) struct Wakeups {
     /// it are stale (that request already saw what they announce).
     seen: Vec<u64>,
     /// Per master, when that request was sent: with its stamp, the earliest a grant pushed
-    /// later can have started by this process's clock ([`Wakeups::started`]).
+    /// later can have started by this process's clock ([`Listeners::started`]).
     sent: Vec<Option<Instant>>,
     /// The outage the line's heads are riding out: when its first unanswered attempt was
     /// made, and when the latest. The next head inherits it, so that the waiters of a
@@ -39,7 +40,7 @@ pub(crate) struct Wakeups {
     pub(crate) outage: Option<(Instant, Instant)>,
 }
 
-impl Wakeups {
+impl Listeners {
     /// Listening on every master, through subscribers that are still running (one
     /// started on a runtime that has shut down since is not).
     pub(crate) fn listening(&self) -> bool {
@@ -90,7 +91,7 @@ impl Wakeups {
     }
 
     fn named(&self, master: usize, wake: &str, line: &str) -> Named {
-        wake::for_line(wake, line, self.seen.get(master).copied().unwrap_or(0))
+        message::for_line(wake, line, self.seen.get(master).copied().unwrap_or(0))
     }
 
     /// Whether a fresh wake-up for `line` (or for anyone) arrived since it was last
@@ -111,7 +112,7 @@ impl Wakeups {
     }
 
     /// Waits for a fresh wake-up for `line` (or for anyone), and says what it brought: for
-    /// a pushed grant, with the earliest it can have started ([`Wakeups::started`]). Never
+    /// a pushed grant, with the earliest it can have started ([`Listeners::started`]). Never
     /// returns when nothing listens.
     pub(crate) async fn woken(&mut self, line: &str) -> (Named, Option<Instant>) {
         if self.receivers.is_empty() {

@@ -1,4 +1,4 @@
---[[ hold: makes permit `id` hold exactly the listed slots on this master, as far as it can.
+--[[ renew: makes permit `id` hold exactly the listed slots on this master, as far as it can.
 It renews a permit's lease, settles an acquire on several masters and spreads a permit to
 masters that did not grant it, in one script.
 

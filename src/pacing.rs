@@ -1,7 +1,7 @@
 //! How a waiter spaces its attempts.
 //!
 //! A waiter sleeps until a wake-up: a release by this handle (a [`tokio::sync::Notify`]),
-//! or one published by a script that freed a slot ([`crate::wake`]). In a fair queue the
+//! or one published by a script that freed a slot ([`crate::subscriber`]). In a fair queue the
 //! scripts name a line when its turn comes, so a line far from the head asks again only to
 //! keep its place, every [`PLACE_RENEW`] or so: waiting costs the server nothing per
 //! second, however many wait. Expired leases are not events, so the few lines at the head
