@@ -5,7 +5,7 @@
 //! Leases are read from each master's own clock (`TIME` in the scripts), so a master whose
 //! clock jumps ahead by more than a lease expires every lease at once and grants the slots
 //! again while their holders, timing their validity on their own monotonic clocks, still
-//! hold them. That is Redlock's clock assumption, and what the README's "What Redis must
+//! hold them. That is Redlock's clock assumption, and what docs/lib.md's "What Redis must
 //! promise" states:
 //! - on 1 master the jump over-admits: the test shows it (a probe right after each jump is
 //!   granted a slot whose holder is still inside) and prints the figures;
@@ -155,7 +155,7 @@ async fn a_clock_jumping_past_the_lease_over_admits_on_one_master() {
     let f = contend("clock-ahead-1", &mut masters, JUMP_SECS).await;
     report("clock jumps +6 s", 1, &f);
     // Not a guarantee but the documented failure, shown: if this stops happening the test
-    // no longer exercises what the README states.
+    // no longer exercises what docs/lib.md states.
     assert!(
         f.max_inside > PERMITS,
         "a master whose clock jumps past the lease grants held slots again ({f:?})"

@@ -1,7 +1,6 @@
-"""The READMEs' Python examples run as written, against a test server: `Redis()` and
-`redis://127.0.0.1:6379` are pointed at it, and `do_work` / `do_async_work` are given.
-Both pages are checked: the package's own (python/README.md, its PyPI page) and the
-"Python" section of the repository's README."""
+"""The Python examples of the package's page (python/README.md, its PyPI page) run as
+written, against a test server: `Redis()` and `redis://127.0.0.1:6379` are pointed at it,
+and `do_work` / `do_async_work` are given."""
 
 from __future__ import annotations
 
@@ -15,12 +14,9 @@ import redis.asyncio
 from conftest import REPO, Server
 
 
-def python_blocks(page: Path, section: str | None = None) -> list[str]:
-    """The ```python blocks of `page`, or of its `## {section}` only."""
-    text = page.read_text()
-    if section is not None:
-        text = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+def python_blocks(page: Path) -> list[str]:
+    """The ```python blocks of `page`, in order."""
+    return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
 
 
 def run_blocks(blocks: list[str], server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,12 +46,6 @@ def run_blocks(blocks: list[str], server: Server, monkeypatch: pytest.MonkeyPatc
         code = block.replace("redis://127.0.0.1:6379", server.url)
         exec(compile(code, "README.md", "exec"), namespace)
     assert worked == ["sync", "async"]
-
-
-def test_the_readme_examples_run(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = python_blocks(REPO / "README.md", "Python")
-    assert len(blocks) >= 5
-    run_blocks(blocks, server, monkeypatch)
 
 
 def test_the_package_page_examples_run(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:

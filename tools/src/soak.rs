@@ -94,7 +94,7 @@ pub(crate) struct Args {
     faults: Option<String>,
     /// Run the masters under libfaketime (valkey-server, whatever REDIS_SERVER_BIN says) and
     /// add the fault `clock`: a master's clock jumps ahead by a lease and a half, then back.
-    /// On 1 master this over-admits, as the README states: use --masters 3.
+    /// On 1 master this over-admits (docs/lib.md, "What Redis must promise"): use --masters 3.
     #[arg(long)]
     clock: bool,
     /// Each master is a Sentinel group (a primary, two replicas, three sentinels); the

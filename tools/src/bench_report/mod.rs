@@ -7,7 +7,7 @@
 //! - `target/bench-report/load.svg`: wait and throughput against workers.
 //!
 //! Everything runs on throwaway servers on loopback. Criterion runs pinned to CPU 0
-//! (`--pin false` or `BENCH_PIN=0` not to pin), as the README's figures were taken:
+//! (`--pin false` or `BENCH_PIN=0` not to pin), as docs/PERFORMANCE.md's figures were taken:
 //! unpinned, cross-CPU wake-ups on a small VM make its medians jump 3-4x between runs.
 //!
 //! The peer (`tools/peer/peer.mjs`: npm redis-semaphore and ioredis, versions pinned by its

@@ -687,7 +687,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The table for the report and the README: a row per cell and side.
+/// The table for the report and docs/PERFORMANCE.md: a row per cell and side.
 fn markdown(o: &Options, runs: &[Run], version: &str, load: &str) -> String {
     let mut out = format!(
         "{} permits, {} ms holds, {} s measured after {} s settling, {version} on loopback; \
