@@ -15,7 +15,7 @@
 //!   come back later); it never admits more than N, on 1 master or 3.
 //!
 //! The masters run under libfaketime, which moves a running server's clock through a file
-//! (`tests/support/faketime.rs`). They are valkey-server whatever `REDIS_SERVER_BIN` says:
+//! (`testkit/src/faketime.rs`). They are valkey-server whatever `REDIS_SERVER_BIN` says:
 //! Redis's Debian build uses jemalloc, which cannot start under libfaketime's preload;
 //! Valkey's libc build can. The observer runs on the suite's server.
 //!

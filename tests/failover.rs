@@ -1,5 +1,5 @@
 //! Failover: the master is a Sentinel-managed service (a primary, two replicas, three
-//! sentinels on loopback, `tests/support/sentinel.rs`) whose primary is replaced while
+//! sentinels on loopback, `testkit/src/sentinel.rs`) whose primary is replaced while
 //! workers contend and an independent observer (a server outside the group) counts who is
 //! inside. Each run makes two failovers: `SENTINEL FAILOVER`, then the primary SIGKILLed
 //! (and restarted empty, to rejoin as a replica). The runs take turns (one group at a time).

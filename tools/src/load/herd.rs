@@ -9,7 +9,7 @@
 //! of H handles each: N x H waiter lines, every one looping acquire, hold, release on one
 //! semaphore. A per-process cost (a wake-up that every subscribed process reads) only
 //! shows with processes of their own, each with its own connections. With `--peer CMD`,
-//! `CMD herd ...` (bench/peer/peer.mjs) runs npm redis-semaphore with N x H ioredis
+//! `CMD herd ...` (tools/peer/peer.mjs) runs npm redis-semaphore with N x H ioredis
 //! connections, one per line, in as many Node processes (at most [`NPM_PROCESSES`]): npm's
 //! waiters poll, each on its own connection, with no pub/sub, so its server cost is per
 //! connection, not per process; the processes only give its event loops the CPU that one
