@@ -282,7 +282,14 @@ pub(super) fn run(mut o: Options) -> i32 {
                 for e in &m.errors {
                     eprintln!("load: error: {e}");
                 }
-                if m.max_inside > o.permits {
+                if m.max_inside > o.permits && run.side == Side::Npm {
+                    // The peer's own failing (its leases are timed on the clients' clocks):
+                    // a finding of the comparison, in the table's `most inside` column.
+                    eprintln!(
+                        "load: the npm peer held {} holders of {} permits at once ({}x{})",
+                        m.max_inside, o.permits, run.processes, run.handles
+                    );
+                } else if m.max_inside > o.permits {
                     eprintln!(
                         "load: OVER-ADMISSION: {} holders of {} permits ({}x{} {})",
                         m.max_inside,
